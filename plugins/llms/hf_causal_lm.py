@@ -1,0 +1,177 @@
+"""``hf_causal_lm``: any Hugging Face causal LM, from a local folder or from an in-memory config.
+
+Real weights: ``path: /models/llama-2-7b-chat-hf`` (read with ``local_files_only``; nothing is
+downloaded). Tests and CPU runs: ``model_config: {model_type: llama, hidden_size: 32, ...}`` with
+``tokenizer: tiny``, a tokenizer built in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+import torch
+
+from vtgcore.errors import VTGError
+from vtgcore.interfaces import LanguageModel
+from vtgcore.plugins import hookimpl
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class HFCausalLMConfig:
+    """Params of ``hf_causal_lm``.
+
+    Attributes:
+        path: local folder of a transformers model (config + weights); None builds from model_config.
+        model_config: in-memory config (``model_type`` plus its fields) used when ``path`` is None.
+        tokenizer: ``auto`` (from ``tokenizer_path`` or ``path``) or ``tiny`` (built offline).
+        tokenizer_path: local tokenizer folder when it differs from ``path``.
+        dtype: weight dtype: float32, bfloat16 or float16.
+        mean_resizing: initialise new vocabulary rows from the old rows' distribution.
+        gradient_checkpointing: trade compute for memory in training.
+    """
+
+    path: Optional[str] = None
+    model_config: dict[str, Any] = field(default_factory=dict)
+    tokenizer: str = "auto"
+    tokenizer_path: Optional[str] = None
+    dtype: str = "float32"
+    mean_resizing: bool = True
+    gradient_checkpointing: bool = False
+
+
+class HFCausalLM(LanguageModel):
+    """Wraps ``AutoModelForCausalLM`` and its tokenizer behind :class:`LanguageModel`."""
+
+    def __init__(self, path: Optional[str] = None, model_config: Optional[dict[str, Any]] = None,
+                 tokenizer: str = "auto", tokenizer_path: Optional[str] = None, dtype: str = "float32",
+                 mean_resizing: bool = True, gradient_checkpointing: bool = False) -> None:
+        super().__init__()
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+        if dtype not in _DTYPES:
+            raise VTGError(f"hf_causal_lm: dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+        if tokenizer not in ("auto", "tiny"):
+            raise VTGError(f"hf_causal_lm: tokenizer must be 'auto' or 'tiny', got {tokenizer!r}")
+        if path is None and not model_config:
+            raise VTGError("hf_causal_lm: set either 'path' (a local model folder) or 'model_config'")
+        if tokenizer == "tiny":
+            from vtgcore.testing.tiny import build_tiny_tokenizer
+
+            self.tokenizer = build_tiny_tokenizer()
+        else:
+            source = tokenizer_path or path
+            if source is None:
+                raise VTGError("hf_causal_lm: tokenizer 'auto' needs 'path' or 'tokenizer_path'")
+            self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.unk_token or self.tokenizer.eos_token
+        if path is not None:
+            self.model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=_DTYPES[dtype])
+        else:
+            cfg = dict(model_config)
+            model_type = cfg.pop("model_type", "llama")
+            cfg.setdefault("vocab_size", len(self.tokenizer))
+            for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
+                cfg.setdefault(key, getattr(self.tokenizer, key))
+            self.model = AutoModelForCausalLM.from_config(AutoConfig.for_model(model_type, **cfg)).to(_DTYPES[dtype])
+        if gradient_checkpointing:
+            self.model.gradient_checkpointing_enable()
+        self.mean_resizing = mean_resizing
+        self.hidden_size = int(self.model.get_input_embeddings().weight.shape[1])
+
+    def add_tokens(self, tokens: Sequence[str], init: Optional[dict[str, str]] = None,
+                   special: bool = False) -> list[int]:
+        """Add ``tokens``, resize embeddings and head, copy rows named in ``init``.
+
+        Args:
+            tokens: new tokens (ones already in the vocabulary are kept as they are).
+            init: new token -> source text; the row of the source's last token id is copied into
+                the new row of both the input embeddings and the (untied) LM head.
+            special: add as special tokens (removed by ``decode(skip_special_tokens=True)``).
+
+        Returns:
+            The ids of ``tokens``.
+        """
+        vocab = self.tokenizer.get_vocab()
+        new = [t for t in tokens if t not in vocab]
+        if new:
+            self.tokenizer.add_tokens(new, special_tokens=special)
+            rows = self.model.get_input_embeddings().weight.shape[0]
+            if len(self.tokenizer) > rows:
+                self.model.resize_token_embeddings(len(self.tokenizer), mean_resizing=self.mean_resizing)
+        ids = [int(i) for i in self.tokenizer.convert_tokens_to_ids(list(tokens))]
+        if init:
+            inp = self.model.get_input_embeddings().weight
+            out_emb = self.model.get_output_embeddings()
+            out = None if out_emb is None or out_emb.weight is inp else out_emb.weight
+            with torch.no_grad():
+                for token in new:
+                    if token not in init:
+                        continue
+                    src = self.tokenizer.encode(init[token], add_special_tokens=False)
+                    if not src:
+                        raise VTGError(f"cannot initialise {token!r}: {init[token]!r} tokenizes to nothing")
+                    dst = self.tokenizer.convert_tokens_to_ids(token)
+                    inp[dst] = inp[src[-1]]
+                    if out is not None:
+                        out[dst] = out[src[-1]]
+        return ids
+
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Token embeddings.
+
+        Shape:
+            input_ids: (B, S) -> (B, S, D)
+        """
+        return self.model.get_input_embeddings()(input_ids)
+
+    def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
+                labels: Optional[torch.Tensor] = None) -> Any:
+        """Causal-LM forward; ``loss`` is the mean cross-entropy over labels != -100.
+
+        Shape:
+            inputs_embeds: (B, S, D); attention_mask, labels: (B, S) -> logits (B, S, V)
+        """
+        return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels)
+
+    def generate(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, **generate_kwargs: Any) -> torch.Tensor:
+        """Generate from embeddings (left-padded prompts); returns only the new ids.
+
+        Shape:
+            inputs_embeds: (B, S, D); attention_mask: (B, S) -> (B, new)
+        """
+        kwargs = {"max_new_tokens": 64, "do_sample": False,
+                  "pad_token_id": self.tokenizer.pad_token_id, "eos_token_id": self.tokenizer.eos_token_id}
+        kwargs.update(generate_kwargs)
+        return self.model.generate(inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kwargs)
+
+    def apply_lora(self, r: int, alpha: int, dropout: float, target_modules: Sequence[str],
+                   extra_trainable: Sequence[str] = ()) -> None:
+        """Freeze the LM, inject LoRA adapters (peft) kept trainable in fp32.
+
+        Args:
+            r: LoRA rank.
+            alpha: LoRA alpha.
+            dropout: LoRA dropout.
+            target_modules: module name suffixes to adapt (``q_proj`` ...).
+            extra_trainable: name substrings of base parameters that stay trainable
+                (VTG-LLM trains ``embed_tokens`` and ``lm_head`` in full).
+        """
+        from peft import LoraConfig, inject_adapter_in_model
+
+        config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules))
+        inject_adapter_in_model(config, self.model)
+        for name, param in self.model.named_parameters():
+            is_lora = "lora_" in name
+            param.requires_grad = is_lora or any(key in name for key in extra_trainable)
+            if param.requires_grad and param.dtype != torch.float32:
+                param.data = param.data.float()
+
+
+@hookimpl
+def vtg_register_llms(register):
+    register("hf_causal_lm", HFCausalLM, config=HFCausalLMConfig,
+             description="any transformers causal LM from a local folder or an in-memory config (LoRA via peft)")

@@ -1,0 +1,47 @@
+"""Every registered plugin passes the contract of its kind (one generated class per plugin)."""
+
+import pytest
+
+from vtgcore.catalog import default_catalog
+from vtgcore.testing import contracts
+from vtgcore.testing.tiny import TINY_LLAMA
+
+CONTRACTS = {
+    "encoder": contracts.EncoderContract,
+    "time_embedding": contracts.TimeEmbeddingContract,
+    "time_codec": contracts.TimeCodecContract,
+    "compressor": contracts.CompressorContract,
+    "projector": contracts.ProjectorContract,
+    "llm": contracts.LLMContract,
+}
+
+# Small params for each first-party plugin; a plugin missing here fails test_every_plugin_has_params.
+TEST_PARAMS = {
+    ("encoder", "tiny_vit"): {},
+    ("time_embedding", "none"): {},
+    ("time_embedding", "abs_second_table"): {"max_seconds": 64, "init": "random"},
+    ("time_codec", "plain_digits"): {},
+    ("time_codec", "absolute_time_tokens"): {},
+    ("compressor", "slot"): {"num_slots": 5},
+    ("compressor", "mean_pool"): {"tokens_per_frame": 2},
+    ("projector", "linear"): {},
+    ("llm", "hf_causal_lm"): {"tokenizer": "tiny", "model_config": TINY_LLAMA},
+}
+
+for (kind, name), params in TEST_PARAMS.items():
+    cls_name = f"Test_{kind}_{name}"
+    globals()[cls_name] = type(cls_name, (CONTRACTS[kind],), {"plugin_name": name, "params": params})
+
+
+def test_every_plugin_has_params():
+    catalog = default_catalog()
+    registered = {(e.kind, e.name) for e in catalog.entries() if e.provider.package == "vtgcore"}
+    assert registered == set(TEST_PARAMS), registered ^ set(TEST_PARAMS)
+
+
+def test_contract_without_plugin_name_skips():
+    class Unset(contracts.CompressorContract):
+        pass
+
+    with pytest.raises(pytest.skip.Exception):
+        Unset().build(dim=4)

@@ -1,0 +1,27 @@
+"""vtgcore: a plugin-based platform for video temporal grounding with large language models.
+
+Public entry points: :data:`hookimpl` (for plugin authors), :func:`load_recipe`, :func:`build_model`.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from vtgcore.plugins import hookimpl  # noqa: E402
+
+
+def load_recipe(*args, **kwargs):
+    """Load and validate a recipe; see :func:`vtgcore.config.loader.load_recipe`."""
+    from vtgcore.config.loader import load_recipe as _load
+
+    return _load(*args, **kwargs)
+
+
+def build_model(*args, **kwargs):
+    """Build a :class:`~vtgcore.model.VideoLLM` and its processor; see :func:`vtgcore.build.build_model`."""
+    from vtgcore.build import build_model as _build
+
+    return _build(*args, **kwargs)
+
+
+__all__ = ["__version__", "hookimpl", "load_recipe", "build_model"]

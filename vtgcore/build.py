@@ -1,0 +1,83 @@
+"""Build a :class:`~vtgcore.model.VideoLLM` and its processor from a recipe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from vtgcore.catalog import Catalog, default_catalog
+from vtgcore.errors import VTGError
+from vtgcore.model import VideoLLM
+from vtgcore.processor import PromptConfig, VideoLLMProcessor
+
+
+def load_component_checkpoint(module: nn.Module, path: str, kind: str) -> None:
+    """Load a safetensors file into one component, strictly (never unpickles).
+
+    Raises:
+        VTGError: the file is missing, not safetensors, or its keys or shapes do not match.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not Path(path).is_file():
+        raise VTGError(f"{kind} checkpoint {path}: file not found")
+    try:
+        state = load_file(path)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise VTGError(f"{kind} checkpoint {path}: not a safetensors file ({exc})") from None
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise VTGError(f"{kind} checkpoint {path}: {str(exc).splitlines()[0]} {str(exc)[:500]}") from None
+
+
+def build_model(recipe: DictConfig, catalog: Optional[Catalog] = None, *, where: str = "",
+                seed: Optional[int] = None) -> tuple[VideoLLM, VideoLLMProcessor]:
+    """Build every component the recipe names, join them, apply checkpoints and trainability.
+
+    Args:
+        recipe: a recipe from :func:`vtgcore.config.loader.load_recipe`.
+        catalog: plugin catalog (default: the process-wide one).
+        where: the recipe file, for error messages.
+        seed: seed for parameter initialisation (default: the recipe's ``seed``).
+
+    Returns:
+        The model and a processor bound to its tokenizer, codec and K.
+    """
+    catalog = catalog or default_catalog()
+    spec: dict[str, Any] = OmegaConf.to_container(recipe.model, resolve=True)
+    torch.manual_seed(recipe.seed if seed is None else seed)
+
+    def build(kind: str, **wiring: Any) -> Any:
+        return catalog.build(kind, spec[kind]["name"], spec[kind]["params"], where=where, **wiring)
+
+    encoder = build("encoder")
+    llm = build("llm")
+    model = VideoLLM(
+        encoder=encoder,
+        time_embedding=build("time_embedding", dim=encoder.out_dim),
+        compressor=build("compressor", dim=encoder.out_dim),
+        projector=build("projector", in_dim=encoder.out_dim, out_dim=llm.hidden_size),
+        llm=llm,
+        time_codec=build("time_codec"),
+        video_token=spec["video_token"],
+        encoder_chunk_size=spec["encoder_chunk_size"],
+    )
+    for kind in ("encoder", "time_embedding", "compressor", "projector", "llm"):
+        module: nn.Module = getattr(model, kind)
+        if spec[kind]["checkpoint"]:
+            load_component_checkpoint(module, spec[kind]["checkpoint"], kind)
+        if spec[kind]["trainable"] == "frozen":
+            module.requires_grad_(False)
+        elif spec[kind]["trainable"] == "lora":
+            lora = spec[kind]["lora"]
+            model.llm.apply_lora(lora["r"], lora["alpha"], lora["dropout"], lora["target_modules"],
+                                 lora["extra_trainable"])
+    processor = VideoLLMProcessor(model.tokenizer, model.time_codec, model.num_video_tokens,
+                                  video_token=spec["video_token"], prompt=PromptConfig(**spec["prompt"]))
+    return model, processor

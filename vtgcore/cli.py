@@ -1,0 +1,106 @@
+"""The ``vtg`` command line.
+
+Errors a user can cause are printed as one line (``vtg: error: ...``) with exit status 1; the
+Python traceback is shown only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Optional, Sequence
+
+from vtgcore.errors import VTGError
+
+
+def _split(args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split positional arguments into paths and overrides (arguments containing ``=`` or ``~``)."""
+    paths = [a for a in args if "=" not in a and not a.startswith("~")]
+    return paths, [a for a in args if a not in paths]
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from vtgcore.catalog import Catalog
+
+    rows = [e.as_row() for e in Catalog().entries()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    cols = ("kind", "name", "provider", "version", "description")
+    widths = [max(len(c), *(len(r[c]) for r in rows)) for c in cols[:-1]]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(cols, widths)) + "  DESCRIPTION")
+    for r in rows:
+        print("  ".join(r[c].ljust(w) for c, w in zip(cols, widths)) + "  " + r["description"])
+    return 0
+
+
+def cmd_recipe_show(args: argparse.Namespace) -> int:
+    from vtgcore.config.loader import load_recipe, to_yaml
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    print(to_yaml(recipe), end="")
+    return 0
+
+
+def cmd_recipe_validate(args: argparse.Namespace) -> int:
+    from vtgcore.config.loader import load_recipe, recipe_files
+
+    paths, overrides = _split(args.items)
+    if not paths:
+        raise VTGError("recipe validate: name at least one recipe file or folder")
+    files = recipe_files(paths)
+    if not files:
+        raise VTGError(f"recipe validate: no .yaml recipes under {', '.join(paths)}")
+    bad = 0
+    for path in files:
+        try:
+            load_recipe(path, overrides)
+        except VTGError as exc:
+            bad += 1
+            print(f"INVALID {path}: {exc}")
+        else:
+            print(f"ok      {path}")
+    print(f"{len(files) - bad} valid, {bad} invalid")
+    return 1 if bad else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vtg", description="vtgcore: video temporal grounding with LLMs")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("plugins", help="list registered plugins")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.set_defaults(func=cmd_plugins)
+
+    recipe = sub.add_parser("recipe", help="show or validate recipes").add_subparsers(dest="recipe_command", required=True)
+    p = recipe.add_parser("show", help="print the resolved recipe")
+    p.add_argument("recipe")
+    p.add_argument("overrides", nargs="*", help="key=value, group=option or ~key")
+    p.set_defaults(func=cmd_recipe_show)
+    p = recipe.add_parser("validate", help="validate recipe files or folders")
+    p.add_argument("items", nargs="+", metavar="PATH_OR_OVERRIDE",
+                   help="recipe files or folders; arguments with '=' are overrides applied to each")
+    p.set_defaults(func=cmd_recipe_validate)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``vtg``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except VTGError as exc:
+        if args.debug:
+            raise
+        print(f"vtg: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("vtg: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+"""Recipe loading: a small ``defaults:`` grammar, group swaps, dotlist overrides, validation.
+
+A recipe file may start with a ``defaults:`` list whose entries are, in order:
+
+* ``/path/to/base`` (from the recipes root) or ``other.yaml`` (next to this file): another recipe,
+  merged first;
+* ``group: option`` or ``override group: option``: the component file
+  ``<root>/components/<group>/<option>.yaml`` *replaces* the group's node (``compressor`` lands at
+  ``model.compressor``, ``runtime`` at ``runner``; see :data:`GROUPS`);
+* ``_self_``: where the file's own keys are merged (last when absent).
+
+Command-line overrides: ``group=option`` (swap a whole component), ``a.b.c=value`` (dotlist; a
+changed plugin ``name`` resets its ``params``), ``~a.b`` (delete a key).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from vtgcore.config.schema import READERS, SAMPLINGS, TRAINABLE, Recipe
+from vtgcore.errors import RecipeError, VTGError
+from vtgcore.hookspecs import KINDS
+
+GROUPS: dict[str, str] = {**{kind: f"model.{kind}" for kind in KINDS}, "data": "data", "runtime": "runner"}
+"""Config group -> the node its component files land at."""
+
+COMPONENTS_DIR = "components"
+
+
+def find_root(path: Path) -> Path:
+    """The recipes root: the nearest folder above ``path`` holding a ``components/`` folder."""
+    for parent in [path.parent, *path.parents]:
+        if (parent / COMPONENTS_DIR).is_dir():
+            return parent
+    return path.parent
+
+
+def _read_yaml(path: Path) -> DictConfig:
+    if not path.is_file():
+        raise RecipeError(f"{path}: recipe file not found")
+    try:
+        cfg = OmegaConf.load(path)
+    except (yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RecipeError(f"{path}: not valid YAML: {first}") from None
+    if cfg is None or not isinstance(cfg, DictConfig):
+        raise RecipeError(f"{path}: a recipe must be a YAML mapping, got {type(cfg).__name__}")
+    return cfg
+
+
+def options(root: Path, group: str) -> list[str]:
+    """Option names available for ``group`` under ``root``."""
+    folder = root / COMPONENTS_DIR / group
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def load_component(root: Path, group: str, option: str, where: str) -> DictConfig:
+    """Read ``<root>/components/<group>/<option>.yaml``."""
+    if group not in GROUPS:
+        raise RecipeError(f"{where}: unknown group {group!r}; groups: {', '.join(GROUPS)}")
+    path = root / COMPONENTS_DIR / group / f"{option}.yaml"
+    if not path.is_file():
+        raise RecipeError(f"{where}: no {group} option {option!r} (looked for {path}); "
+                          f"available: {', '.join(options(root, group)) or '(none)'}")
+    node = _read_yaml(path)
+    if "defaults" in node:
+        raise RecipeError(f"{path}: component files cannot have a defaults list")
+    return node
+
+
+def _set(cfg: DictConfig, dotted: str, node: Any) -> None:
+    OmegaConf.update(cfg, dotted, node, merge=False, force_add=True)
+
+
+def _compose(path: Path, root: Path, chain: tuple[Path, ...]) -> DictConfig:
+    path = path.resolve()
+    if path in chain:
+        cycle = " -> ".join(str(p) for p in (*chain, path))
+        raise RecipeError(f"{path}: circular defaults: {cycle}")
+    raw = _read_yaml(path)
+    defaults = raw.pop("defaults", None) or []
+    if not isinstance(defaults, Iterable) or isinstance(defaults, (str, DictConfig)):
+        raise RecipeError(f"{path}: 'defaults' must be a list")
+    result = OmegaConf.create({})
+    self_done = False
+    for entry in defaults:
+        if entry == "_self_":
+            result = _merge(result, raw, path)
+            self_done = True
+        elif isinstance(entry, str):
+            base = root / f"{entry.lstrip('/')}" if entry.startswith("/") else path.parent / entry
+            base = base if base.suffix == ".yaml" else base.with_suffix(".yaml")
+            result = _merge(result, _compose(base, root, (*chain, path)), base)
+        elif isinstance(entry, DictConfig) and len(entry) == 1:
+            key, option = next(iter(entry.items()))
+            group = str(key).removeprefix("override ").strip()
+            _set(result, GROUPS.get(group, group), load_component(root, group, str(option), str(path)))
+        else:
+            raise RecipeError(f"{path}: bad defaults entry {entry!r}; use '/base', 'group: option' or '_self_'")
+    if not self_done:
+        result = _merge(result, raw, path)
+    return result
+
+
+def _merge(base: DictConfig, new: DictConfig, path: Path) -> DictConfig:
+    merged = OmegaConf.merge(base, new)
+    check_schema(merged, str(path), partial=True)
+    return merged
+
+
+def _allowed(dotted_parent: str) -> list[str]:
+    node: Any = OmegaConf.structured(Recipe)
+    for part in [p for p in dotted_parent.split(".") if p]:
+        node = node.get(part) if isinstance(node, DictConfig) else None
+    return list(node.keys()) if isinstance(node, DictConfig) else []
+
+
+def check_schema(cfg: DictConfig, where: str, partial: bool = False) -> DictConfig:
+    """Merge ``cfg`` into the :class:`Recipe` schema.
+
+    Args:
+        cfg: the composed recipe.
+        where: file (or override) named in errors.
+        partial: allow required values to be missing (for intermediate files).
+
+    Raises:
+        RecipeError: unknown key, wrong type, missing required key or a value outside its choices.
+    """
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(Recipe), cfg)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "?"
+        kind = type(exc).__name__
+        if "Key" in kind and "not in struct" in str(exc) or "ConfigAttributeError" in kind or "ConfigKeyError" in kind:
+            parent = key.rsplit(".", 1)[0] if "." in key else ""
+            raise RecipeError(f"{where}: unknown key {key!r}; allowed here: {', '.join(_allowed(parent))}") from None
+        msg = str(exc).strip().splitlines()[0]
+        raise RecipeError(f"{where}: bad value for {key!r}: {msg}") from None
+    if not partial:
+        missing = sorted(OmegaConf.missing_keys(merged))
+        if missing:
+            raise RecipeError(f"{where}: required key(s) not set: {', '.join(missing)}")
+    for kind in KINDS:
+        value = merged.model[kind].trainable
+        if value not in TRAINABLE:
+            raise RecipeError(f"{where}: model.{kind}.trainable is {value!r}; allowed: {', '.join(TRAINABLE)}")
+    for key, allowed in (("train_sampling", SAMPLINGS), ("eval_sampling", SAMPLINGS), ("reader", READERS)):
+        if merged.data[key] not in allowed:
+            raise RecipeError(f"{where}: data.{key} is {merged.data[key]!r}; allowed: {', '.join(allowed)}")
+    return merged
+
+
+def apply_overrides(cfg: DictConfig, overrides: Sequence[str], root: Path) -> DictConfig:
+    """Apply command-line overrides (see the module docstring) in order."""
+    for item in overrides:
+        where = f"override {item!r}"
+        if item.startswith("~"):
+            dotted = item[1:]
+            parent_key, _, leaf = dotted.rpartition(".")
+            parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+            if not isinstance(parent, DictConfig) or leaf not in parent:
+                raise RecipeError(f"{where}: no key {dotted!r} to delete")
+            with _unlocked(parent):
+                parent.pop(leaf)
+            continue
+        key, sep, value = item.partition("=")
+        key = key.strip().lstrip("+")
+        if not sep or not key:
+            raise RecipeError(f"{where}: overrides are key=value, group=option or ~key")
+        if "." not in key and key in GROUPS:
+            _set(cfg, GROUPS[key], load_component(root, key, value.strip(), where))
+            continue
+        try:
+            parsed = OmegaConf.from_dotlist([f"{key}={value}"])
+        except OmegaConfBaseException as exc:
+            raise RecipeError(f"{where}: {str(exc).splitlines()[0]}") from None
+        if key.startswith("model.") and key.endswith(".name"):
+            old = OmegaConf.select(cfg, key)
+            new = OmegaConf.select(parsed, key)
+            if old is not None and old != new:
+                spec_key = key.rsplit(".", 1)[0]
+                if OmegaConf.select(cfg, f"{spec_key}.params"):
+                    warnings.warn(f"{where}: plugin changed from {old!r} to {new!r}; its params were reset "
+                                  f"(use a group swap to pick a configured component)", stacklevel=2)
+                _set(cfg, f"{spec_key}.params", {})
+        cfg = OmegaConf.merge(cfg, parsed)
+    return cfg
+
+
+class _unlocked:
+    def __init__(self, node: DictConfig) -> None:
+        self.node = node
+
+    def __enter__(self) -> None:
+        self.flag = self.node._get_node_flag("struct")
+        OmegaConf.set_struct(self.node, False)
+
+    def __exit__(self, *exc: Any) -> None:
+        OmegaConf.set_struct(self.node, self.flag)
+
+
+def load_recipe(path: str | Path, overrides: Sequence[str] = (), *, catalog: Any = None,
+                validate_plugins: bool = True) -> DictConfig:
+    """Load, compose, override and validate a recipe.
+
+    Args:
+        path: the recipe YAML.
+        overrides: command-line overrides.
+        catalog: plugin catalog for the plugin checks (default: the process-wide one).
+        validate_plugins: also check plugin names and their params.
+
+    Returns:
+        The resolved recipe, typed by the :class:`Recipe` schema.
+
+    Raises:
+        RecipeError: for any problem; the message names the file, the key and the allowed values.
+    """
+    path = Path(path)
+    root = find_root(path.resolve())
+    cfg = _compose(path, root, ())
+    cfg = apply_overrides(OmegaConf.create(OmegaConf.to_container(cfg)), overrides, root)
+    recipe = check_schema(cfg, str(path))
+    try:
+        OmegaConf.to_container(recipe, resolve=True)
+    except OmegaConfBaseException as exc:
+        raise RecipeError(f"{path}: cannot resolve an interpolation: {str(exc).splitlines()[0]}") from None
+    if validate_plugins:
+        check_plugins(recipe, catalog, str(path))
+    return recipe
+
+
+def check_plugins(recipe: DictConfig, catalog: Any = None, where: str = "") -> None:
+    """Check every plugin name and its params against the catalog.
+
+    Raises:
+        RecipeError: unknown plugin (with the available names) or bad params.
+    """
+    from vtgcore.catalog import default_catalog
+
+    catalog = catalog or default_catalog()
+    for kind in KINDS:
+        spec = recipe.model[kind]
+        try:
+            catalog.resolve_params(kind, spec.name, OmegaConf.to_container(spec.params, resolve=True), where)
+        except VTGError as exc:
+            msg = str(exc)
+            raise RecipeError(msg if where and where in msg else f"{where}: model.{kind}: {msg}") from None
+        if spec.trainable == "lora" and kind != "llm":
+            raise RecipeError(f"{where}: model.{kind}.trainable: 'lora' is only supported for the llm")
+        if spec.checkpoint and "://" in str(spec.checkpoint):
+            raise RecipeError(f"{where}: model.{kind}.checkpoint must be a local file, not a URL: {spec.checkpoint}")
+
+
+def recipe_files(paths: Sequence[str | Path]) -> list[Path]:
+    """Recipe files named by ``paths`` (folders are searched recursively, skipping ``components/``)."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*.yaml") if COMPONENTS_DIR not in f.relative_to(p).parts)
+        else:
+            files.append(p)
+    return files
+
+
+def to_yaml(recipe: DictConfig, resolve: bool = True) -> str:
+    """The recipe as YAML text."""
+    return OmegaConf.to_yaml(recipe, resolve=resolve)
+

@@ -1,0 +1,126 @@
+"""The recipe schema. Plugin ``params`` are free here and checked against each plugin's own
+config dataclass by :func:`vtgcore.config.loader.validate_plugins`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+TRAINABLE = ("full", "frozen", "lora")
+SAMPLINGS = ("uniform", "random_per_segment", "random_per_segment_legacy")
+READERS = ("decord", "pyav", "auto")
+
+
+@dataclass
+class LoraSpec:
+    """LoRA settings, used when a plugin's ``trainable`` is ``lora`` (VTG-LLM: r=32, alpha=32).
+
+    Attributes:
+        r: rank.
+        alpha: scaling numerator.
+        dropout: dropout on the adapter input.
+        target_modules: module name suffixes to adapt.
+        extra_trainable: base parameter name substrings trained in full beside the adapters.
+    """
+
+    r: int = 32
+    alpha: int = 32
+    dropout: float = 0.1
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    extra_trainable: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PluginSpec:
+    """One component of the model.
+
+    Attributes:
+        name: registry name of the plugin (``vtg plugins`` lists them).
+        params: the plugin's own settings, validated against its config dataclass.
+        trainable: ``full``, ``frozen`` or ``lora``.
+        checkpoint: local safetensors file loaded into this component after it is built.
+        lora: LoRA settings when ``trainable`` is ``lora``.
+    """
+
+    name: str = MISSING
+    params: dict[str, Any] = field(default_factory=dict)
+    trainable: str = "full"
+    checkpoint: Optional[str] = None
+    lora: LoraSpec = field(default_factory=LoraSpec)
+
+
+@dataclass
+class PromptSpec:
+    """Prompt rendering (see :class:`vtgcore.processor.PromptConfig`)."""
+
+    system: str = " "
+    timestamps_in_prompt: bool = True
+    max_length: int = 2048
+
+
+@dataclass
+class ModelSpec:
+    """The six components and how they are joined.
+
+    Attributes:
+        video_token: placeholder text expanded to K ids.
+        encoder_chunk_size: frames per encoder call (0: all at once).
+    """
+
+    encoder: PluginSpec = field(default_factory=PluginSpec)
+    time_embedding: PluginSpec = field(default_factory=lambda: PluginSpec(name="none"))
+    time_codec: PluginSpec = field(default_factory=lambda: PluginSpec(name="plain_digits"))
+    compressor: PluginSpec = field(default_factory=PluginSpec)
+    projector: PluginSpec = field(default_factory=lambda: PluginSpec(name="linear"))
+    llm: PluginSpec = field(default_factory=PluginSpec)
+    video_token: str = "<video>"
+    encoder_chunk_size: int = 0
+    prompt: PromptSpec = field(default_factory=PromptSpec)
+
+
+@dataclass
+class DataSpec:
+    """Data settings.
+
+    Attributes:
+        num_frames: frames sampled per video (96 in the paper).
+        train_sampling: frame sampling for training.
+        eval_sampling: frame sampling for evaluation.
+        reader: video reader (``auto``: decord when installed, else PyAV).
+        video_root: folder that relative video paths are resolved against.
+        train: training data set settings.
+        val: evaluation data set settings.
+    """
+
+    num_frames: int = 96
+    train_sampling: str = "random_per_segment"
+    eval_sampling: str = "uniform"
+    reader: str = "auto"
+    video_root: Optional[str] = None
+    train: dict[str, Any] = field(default_factory=dict)
+    val: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Recipe:
+    """A whole experiment.
+
+    Attributes:
+        experiment_name: unique name of the experiment.
+        description: one line on what the recipe is for.
+        work_dir: where runs write checkpoints, logs and the resolved recipe.
+        seed: global random seed.
+        model: the model.
+        data: the data.
+        runner: mmengine Runner keyword arguments (train_cfg, optim_wrapper, hooks, ...).
+    """
+
+    experiment_name: str = MISSING
+    description: str = ""
+    work_dir: str = "work_dirs/${experiment_name}"
+    seed: int = 42
+    model: ModelSpec = field(default_factory=ModelSpec)
+    data: DataSpec = field(default_factory=DataSpec)
+    runner: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,139 @@
+"""``VideoLLM``: composes the six components and splices video tokens into the LLM's input."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+from vtgcore.errors import PlaceholderMismatchError, ShapeError
+from vtgcore.interfaces import FrameEncoder, LanguageModel, Projector, TimeCodec, TimeEmbedding, TokenCompressor
+from vtgcore.types import VideoLLMOutput, VisualTokens
+
+
+class VideoLLM(nn.Module):
+    """encode frames -> inject time -> compress -> project -> replace the K placeholder embeddings.
+
+    On construction the codec's tokens (initialised as the codec asks) and the video placeholder
+    token are added to the LLM's vocabulary.
+
+    Args:
+        encoder: frames to per-frame tokens.
+        time_embedding: time injection.
+        compressor: token compression.
+        projector: visual width to LLM width.
+        llm: the language model.
+        time_codec: writes and reads times (not a module).
+        video_token: placeholder text the processor expands to K ids.
+        encoder_chunk_size: frames per encoder call (0: all at once); bounds activation memory.
+    """
+
+    def __init__(self, encoder: FrameEncoder, time_embedding: TimeEmbedding, compressor: TokenCompressor,
+                 projector: Projector, llm: LanguageModel, time_codec: TimeCodec, *,
+                 video_token: str = "<video>", encoder_chunk_size: int = 0) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.time_embedding = time_embedding
+        self.compressor = compressor
+        self.projector = projector
+        self.llm = llm
+        self.time_codec = time_codec
+        self.video_token = video_token
+        self.encoder_chunk_size = encoder_chunk_size
+        self.time_token_ids = llm.add_tokens(time_codec.special_tokens(), init=time_codec.token_init())
+        self.video_token_id = llm.add_tokens([video_token], special=True)[0]
+
+    @property
+    def tokenizer(self) -> Any:
+        """The LLM's tokenizer (with the added tokens)."""
+        return self.llm.tokenizer
+
+    def num_video_tokens(self, num_frames: int) -> int:
+        """K, the number of video tokens for ``num_frames`` frames."""
+        return self.compressor.output_tokens(num_frames, self.encoder.tokens_per_frame)
+
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """Run the encoder over all frames, in chunks of ``encoder_chunk_size``.
+
+        Shape:
+            frames: (B, T, 3, H, W) -> (B, T, L, Dv)
+        """
+        if frames.dim() != 5 or frames.shape[2] != 3:
+            raise ShapeError(f"frames must be (B, T, 3, H, W), got {tuple(frames.shape)}")
+        b, t = frames.shape[:2]
+        flat = frames.flatten(0, 1)
+        step = self.encoder_chunk_size or flat.shape[0]
+        out = torch.cat([self.encoder(flat[i:i + step]) for i in range(0, flat.shape[0], step)])
+        return out.reshape(b, t, *out.shape[1:])
+
+    def encode_video(self, frames: torch.Tensor, timestamps: torch.Tensor,
+                     frame_mask: Optional[torch.Tensor] = None) -> VisualTokens:
+        """Video to projected video tokens.
+
+        Shape:
+            frames: (B, T, 3, H, W); timestamps, frame_mask: (B, T) -> tokens (B, K, D), mask (B, K)
+        """
+        if timestamps.shape != frames.shape[:2]:
+            raise ShapeError(f"timestamps {tuple(timestamps.shape)} do not match frames {tuple(frames.shape[:2])}")
+        tokens = self.encode_frames(frames)
+        tokens = self.time_embedding(tokens, timestamps, frame_mask)
+        visual = self.compressor(tokens, frame_mask, timestamps)
+        expected = self.num_video_tokens(frames.shape[1])
+        if visual.tokens.shape[1] != expected:
+            raise ShapeError(f"compressor returned {visual.tokens.shape[1]} tokens, output_tokens() said {expected}")
+        visual.tokens = self.projector(visual.tokens)
+        return visual
+
+    def splice(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+               visual: VisualTokens) -> tuple[torch.Tensor, torch.Tensor]:
+        """Replace the placeholder embeddings by the video tokens; mask tokens of padded frames.
+
+        Raises:
+            PlaceholderMismatchError: a row does not hold exactly K placeholder ids.
+
+        Shape:
+            input_ids, attention_mask: (B, S); visual.tokens: (B, K, D) -> (B, S, D), (B, S)
+        """
+        is_video = input_ids == self.video_token_id
+        counts = is_video.sum(1)
+        k = visual.tokens.shape[1]
+        if input_ids.shape[0] != visual.tokens.shape[0] or bool((counts != k).any()):
+            raise PlaceholderMismatchError(
+                f"each row needs exactly {k} video placeholder ids ({self.video_token!r}), found "
+                f"{counts.tolist()} for a batch of {visual.tokens.shape[0]} videos")
+        embeds = self.llm.embed(input_ids)
+        embeds = embeds.masked_scatter(is_video.unsqueeze(-1), visual.tokens.to(embeds.dtype))
+        attention_mask = attention_mask.clone()
+        attention_mask[is_video] = visual.mask.reshape(-1).to(attention_mask.dtype)
+        return embeds, attention_mask
+
+    def forward(self, frames: torch.Tensor, timestamps: torch.Tensor, input_ids: torch.Tensor,
+                attention_mask: torch.Tensor, labels: Optional[torch.Tensor] = None,
+                frame_mask: Optional[torch.Tensor] = None) -> VideoLLMOutput:
+        """Teacher-forced forward; the loss is the LM loss plus every auxiliary loss.
+
+        Shape:
+            frames: (B, T, 3, H, W); timestamps, frame_mask: (B, T);
+            input_ids, attention_mask, labels: (B, S) -> logits (B, S, V)
+        """
+        visual = self.encode_video(frames, timestamps, frame_mask)
+        embeds, attention_mask = self.splice(input_ids, attention_mask, visual)
+        out = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels)
+        loss = None
+        if out.loss is not None:
+            loss = out.loss + sum(visual.aux_losses.values(), torch.zeros((), device=out.loss.device))
+        return VideoLLMOutput(loss=loss, logits=out.logits, lm_loss=out.loss, aux_losses=visual.aux_losses)
+
+    @torch.no_grad()
+    def generate(self, frames: torch.Tensor, timestamps: torch.Tensor, input_ids: torch.Tensor,
+                 attention_mask: torch.Tensor, frame_mask: Optional[torch.Tensor] = None,
+                 **generate_kwargs: Any) -> torch.Tensor:
+        """Batched generation from left-padded prompts; returns only the new ids.
+
+        Shape:
+            frames: (B, T, 3, H, W); timestamps: (B, T); input_ids, attention_mask: (B, S) -> (B, new)
+        """
+        visual = self.encode_video(frames, timestamps, frame_mask)
+        embeds, attention_mask = self.splice(input_ids, attention_mask, visual)
+        return self.llm.generate(embeds, attention_mask, **generate_kwargs)

@@ -1,0 +1,169 @@
+"""The processor: chat prompt rendering, times written by the codec, placeholder expansion, labels.
+
+Times inside conversation text are written as ``<time>12.3</time>`` (seconds); the processor hands
+each to the time codec, so the same data trains every codec. The video placeholder (``<video>`` by
+default, at most once per conversation, prepended to the first question when absent) is expanded to
+exactly K placeholder ids. Text pieces are tokenized separately and concatenated, so labels mask the
+prompt exactly: only answers and their end-of-sequence token are supervised.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+
+from vtgcore.errors import ShapeError, VTGError
+from vtgcore.interfaces import TimeCodec
+
+TIME_MARK = re.compile(r"<time>\s*([^<]*?)\s*</time>")
+IGNORE_INDEX = -100
+
+
+@dataclass
+class PromptConfig:
+    """How prompts are rendered.
+
+    Attributes:
+        system: system prompt (VTG-LLM trains with a single space).
+        timestamps_in_prompt: tell the model the time of every sampled frame (VTG-LLM does).
+        max_length: longest token sequence; longer training texts are cut at the end.
+    """
+
+    system: str = " "
+    timestamps_in_prompt: bool = True
+    max_length: int = 2048
+
+
+def format_times(text: str, codec: TimeCodec) -> str:
+    """Replace every ``<time>seconds</time>`` in ``text`` with the codec's writing of it.
+
+    Raises:
+        VTGError: a marker does not hold a number.
+    """
+    def sub(match: re.Match) -> str:
+        try:
+            seconds = float(match.group(1))
+        except ValueError:
+            raise VTGError(f"time marker {match.group(0)!r} does not hold a number of seconds") from None
+        return codec.encode(seconds)
+
+    return TIME_MARK.sub(sub, text)
+
+
+def time_mark(seconds: float) -> str:
+    """The marker the processor turns into codec text: ``<time>12.3</time>``."""
+    return f"<time>{float(seconds):g}</time>"
+
+
+class VideoLLMProcessor:
+    """Turns conversations plus frame times into ``input_ids``, ``attention_mask`` and ``labels``.
+
+    Args:
+        tokenizer: the LLM's tokenizer (with the video token and codec tokens already added).
+        time_codec: writes every time.
+        num_video_tokens: K, or a function of the number of frames giving K.
+        video_token: the placeholder text.
+        prompt: rendering options.
+    """
+
+    def __init__(self, tokenizer: Any, time_codec: TimeCodec, num_video_tokens: int | Callable[[int], int],
+                 video_token: str = "<video>", prompt: PromptConfig | None = None) -> None:
+        self.tokenizer = tokenizer
+        self.time_codec = time_codec
+        self.num_video_tokens = num_video_tokens
+        self.video_token = video_token
+        self.video_token_id = int(tokenizer.convert_tokens_to_ids(video_token))
+        self.prompt = prompt or PromptConfig()
+
+    def k(self, num_frames: int) -> int:
+        """K for ``num_frames`` frames."""
+        return self.num_video_tokens(num_frames) if callable(self.num_video_tokens) else int(self.num_video_tokens)
+
+    def frame_message(self, timestamps: Sequence[float]) -> str:
+        """``The video contains {n} frames sampled at t0, t1, ... seconds.`` with codec times."""
+        times = ", ".join(self.time_codec.encode(float(t)) for t in timestamps)
+        return f"The video contains {len(timestamps)} frames sampled at {times} seconds."
+
+    def _ids(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text, add_special_tokens=False)) if text else []
+
+    def _user_ids(self, text: str, k: int) -> list[int]:
+        parts = text.split(self.video_token)
+        ids = self._ids(parts[0])
+        for part in parts[1:]:
+            ids += [self.video_token_id] * k + self._ids(part)
+        return ids
+
+    def encode_conversation(self, turns: Sequence[Mapping[str, str]], timestamps: Sequence[float],
+                            add_generation_prompt: bool = False) -> tuple[list[int], list[int]]:
+        """Tokenize one conversation in the LLaMA-2 chat format.
+
+        Args:
+            turns: ``[{"q": question, "a": answer}, ...]``; with ``add_generation_prompt`` the last
+                turn's answer is left for the model to write.
+            timestamps: seconds of the sampled frames.
+            add_generation_prompt: end after the last ``[/INST]``.
+
+        Returns:
+            ``(ids, labels)`` of equal length; labels are -100 except on answers and their ``</s>``.
+        """
+        if not turns:
+            raise VTGError("a conversation needs at least one turn")
+        questions = [format_times(str(t.get("q", "")), self.time_codec) for t in turns]
+        marks = sum(q.count(self.video_token) for q in questions)
+        if marks > 1:
+            raise VTGError(f"a conversation may hold the video placeholder {self.video_token!r} once, found {marks}")
+        first = questions[0].replace(self.video_token, "").strip()
+        if self.prompt.timestamps_in_prompt:
+            first = f"{self.frame_message(timestamps)} {first}"
+        questions[0] = f"{self.video_token} {first}"
+        k = self.k(len(timestamps))
+        tok = self.tokenizer
+        ids: list[int] = []
+        labels: list[int] = []
+        for i, (turn, question) in enumerate(zip(turns, questions)):
+            head = f"[INST] <<SYS>>\n{self.prompt.system}\n<</SYS>>\n\n" if i == 0 else "[INST] "
+            prompt_ids = [tok.bos_token_id] + self._ids(head) + self._user_ids(question, k) + self._ids(" [/INST]")
+            ids += prompt_ids
+            labels += [IGNORE_INDEX] * len(prompt_ids)
+            if add_generation_prompt and i == len(turns) - 1:
+                break
+            answer = format_times(str(turn.get("a", "")), self.time_codec).strip()
+            answer_ids = self._ids(" " + answer) + [tok.eos_token_id]
+            ids += answer_ids
+            labels += answer_ids
+        if len(ids) > self.prompt.max_length:
+            if ids[self.prompt.max_length:].count(self.video_token_id) or add_generation_prompt:
+                raise ShapeError(
+                    f"prompt of {len(ids)} tokens (with {k} video tokens) exceeds max_length "
+                    f"{self.prompt.max_length}; raise model.prompt.max_length or use fewer tokens")
+            ids, labels = ids[: self.prompt.max_length], labels[: self.prompt.max_length]
+        return ids, labels
+
+    def __call__(self, conversations: Sequence[Sequence[Mapping[str, str]]],
+                 timestamps: Sequence[Sequence[float]], add_generation_prompt: bool = False) -> dict[str, torch.Tensor]:
+        """Batch several conversations.
+
+        Training batches are right-padded; generation batches (``add_generation_prompt``) are
+        left-padded so that every prompt ends at the last position.
+
+        Returns:
+            ``input_ids`` (B, S) long, ``attention_mask`` (B, S) long, ``labels`` (B, S) long.
+        """
+        if len(conversations) != len(timestamps):
+            raise VTGError(f"{len(conversations)} conversations but {len(timestamps)} timestamp lists")
+        rows = [self.encode_conversation(c, t, add_generation_prompt) for c, t in zip(conversations, timestamps)]
+        width = max(len(ids) for ids, _ in rows)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, (ids, lab) in enumerate(rows):
+            span = slice(width - len(ids), width) if add_generation_prompt else slice(0, len(ids))
+            input_ids[r, span] = torch.tensor(ids, dtype=torch.long)
+            labels[r, span] = torch.tensor(lab, dtype=torch.long)
+            mask[r, span] = 1
+        return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}

@@ -1,0 +1,65 @@
+"""Tiny offline building blocks: a byte-level BPE tokenizer trained in memory, a tiny LLaMA config."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+_CORPUS = """
+[INST] <<SYS>> <</SYS>> [/INST] </s> <s>
+You are able to understand the visual content that the user provides.
+Follow the instructions carefully and explain your answers in detail.
+The video contains frames sampled at seconds.
+Find the start and end time of the event in the video. Localize the moment described by the query.
+Detect and report the start and end timestamps of all events in the video, with a description of each.
+Give the saliency score of each frame. When does the following happen? The answer is from to seconds.
+a red green blue yellow white black circle square triangle moves appears disappears grows shrinks
+the object person man woman dog cat ball car door opens closes walks runs jumps sits stands picks up
+puts down a an of in on at to and with from is are was were this that first then after before while
+highlight summary caption moment retrieval dense captioning score saliency start end time event
+0 1 2 3 4 5 6 7 8 9 . , : ; - ( ) ? ! ' "
+"""
+
+
+@functools.lru_cache(maxsize=4)
+def _tokenizer_json(vocab_size: int) -> str:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(_CORPUS.split("\n") * 4, trainer)
+    return tok.to_str()
+
+
+def build_tiny_tokenizer(vocab_size: int = 400) -> Any:
+    """A byte-level BPE tokenizer trained in memory on a small fixed corpus (deterministic).
+
+    Any text round-trips through it (byte fallback), digits are single tokens like LLaMA's, and it
+    has ``<s>``, ``</s>``, ``<unk>`` and ``<pad>``. Building takes milliseconds and needs no network.
+    """
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_str(_tokenizer_json(vocab_size)),
+        bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
+        clean_up_tokenization_spaces=False)
+
+
+TINY_LLAMA: dict[str, Any] = {
+    "model_type": "llama",
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 512,
+}
+"""Config of the tiny LLaMA used in tests (about 40 k parameters with the tiny tokenizer)."""

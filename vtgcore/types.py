@@ -1,0 +1,42 @@
+"""Data types handed between components."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+
+
+@dataclass
+class VisualTokens:
+    """Output of a compressor (and, after projection, of :meth:`VideoLLM.encode_video`).
+
+    Attributes:
+        tokens: (B, K, D) video tokens.
+        mask: (B, K) bool, False for tokens that come only from padded frames.
+        frame_index: (B, K) long frame each token comes from, -1 when it mixes frames; or None.
+        aux_losses: extra losses to add to the LM loss (keys contain ``"loss"``).
+    """
+
+    tokens: torch.Tensor
+    mask: torch.Tensor
+    frame_index: Optional[torch.Tensor] = None
+    aux_losses: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class VideoLLMOutput:
+    """Output of :meth:`VideoLLM.forward`.
+
+    Attributes:
+        loss: scalar, LM cross-entropy plus every auxiliary loss; None without labels.
+        logits: (B, S, V) next-token logits.
+        lm_loss: scalar LM cross-entropy alone; None without labels.
+        aux_losses: auxiliary losses from the compressor.
+    """
+
+    loss: Optional[torch.Tensor]
+    logits: torch.Tensor
+    lm_loss: Optional[torch.Tensor] = None
+    aux_losses: dict[str, torch.Tensor] = field(default_factory=dict)
