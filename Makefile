@@ -13,11 +13,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# The main job: build the tiny recipe, check its recipes and plugins, and run a training-step smoke test.
+# The main job (until the VTG-Synth training job lands): list plugins, validate every recipe,
+# build the tiny recipe and overfit one generated batch.
 run: $(STAMP)
 	$(VENV)/bin/vtg plugins
 	$(VENV)/bin/vtg recipe validate recipes/
-	$(PY) -m vtgcore.smoke recipes/debug/tiny.yaml
+	$(VENV)/bin/vtg smoke recipes/debug/tiny.yaml --steps 80
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -120,31 +120,34 @@ class Catalog:
         Raises:
             ConfigValidationError: an unknown key, a missing required key or a wrong type.
         """
-        entry = self.get(kind, name)
+        pre = f"{where}: " if where else ""
+        try:
+            entry = self.get(kind, name)
+        except UnknownPluginError as exc:
+            raise UnknownPluginError(f"{pre}{exc}") from None
         params = dict(params or {})
-        suffix = f" in {where}" if where else ""
         if entry.config is None:
             if params:
                 raise ConfigValidationError(
-                    f"{kind} plugin {name!r} takes no params, got {sorted(params)}{suffix}")
+                    f"{pre}{kind} plugin {name!r} takes no params, got {sorted(params)}")
             return {}
         allowed = [f.name for f in dataclasses.fields(entry.config)]
         unknown = sorted(set(params) - set(allowed))
         if unknown:
             raise ConfigValidationError(
-                f"{kind} plugin {name!r}: unknown param(s) {unknown}{suffix}; allowed: {allowed}")
+                f"{pre}{kind} plugin {name!r}: unknown param(s) {unknown}; allowed: {allowed}")
         try:
             merged = OmegaConf.merge(OmegaConf.structured(entry.config), params)
             missing = sorted(OmegaConf.missing_keys(merged))
             if missing:
                 raise ConfigValidationError(
-                    f"{kind} plugin {name!r}: required param(s) {missing} not set{suffix}")
+                    f"{pre}{kind} plugin {name!r}: required param(s) {missing} not set")
             return OmegaConf.to_container(merged, resolve=True)
         except OmegaConfBaseException as exc:
             key = getattr(exc, "full_key", "") or "?"
             msg = str(exc).splitlines()[0]
             raise ConfigValidationError(
-                f"{kind} plugin {name!r}: bad value for param {key!r}{suffix}: {msg}") from None
+                f"{pre}{kind} plugin {name!r}: bad value for param {key!r}: {msg}") from None
 
     def build(self, kind: str, name: str, params: Mapping[str, Any] | None = None, *,
               where: str = "", **wiring: Any) -> Any:

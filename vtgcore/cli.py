@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from typing import Optional, Sequence
 
 from vtgcore.errors import VTGError
@@ -44,7 +45,7 @@ def cmd_recipe_show(args: argparse.Namespace) -> int:
 
 
 def cmd_recipe_validate(args: argparse.Namespace) -> int:
-    from vtgcore.config.loader import load_recipe, recipe_files
+    from vtgcore.config.loader import is_component, load_recipe, recipe_files, validate_component
 
     paths, overrides = _split(args.items)
     if not paths:
@@ -55,14 +56,28 @@ def cmd_recipe_validate(args: argparse.Namespace) -> int:
     bad = 0
     for path in files:
         try:
-            load_recipe(path, overrides)
+            if is_component(path):
+                validate_component(path)
+            else:
+                load_recipe(path, overrides)
         except VTGError as exc:
             bad += 1
-            print(f"INVALID {path}: {exc}")
+            msg = str(exc)
+            print(f"INVALID {msg}" if msg.startswith(str(path)) else f"INVALID {path}: {msg}")
         else:
             print(f"ok      {path}")
     print(f"{len(files) - bad} valid, {bad} invalid")
     return 1 if bad else 0
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    from vtgcore.config.loader import load_recipe
+    from vtgcore.smoke import run_smoke
+
+    result = run_smoke(load_recipe(args.recipe, args.overrides), steps=args.steps, where=args.recipe)
+    first, last = result["losses"][0], result["losses"][-1]
+    print(f"loss {first:.4f} -> {last:.4f} in {len(result['losses'])} steps ({result['seconds']:.1f} s)")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,7 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("items", nargs="+", metavar="PATH_OR_OVERRIDE",
                    help="recipe files or folders; arguments with '=' are overrides applied to each")
     p.set_defaults(func=cmd_recipe_validate)
+
+    p = sub.add_parser("smoke", help="build a recipe's model and overfit one generated batch (no data needed)")
+    p.add_argument("recipe")
+    p.add_argument("overrides", nargs="*", help="key=value, group=option or ~key")
+    p.add_argument("--steps", type=int, default=20, help="optimisation steps (default 20)")
+    p.set_defaults(func=cmd_smoke)
     return parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"vtg: warning: {message}", file=sys.stderr)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -91,7 +116,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.func(args)
     except VTGError as exc:
         if args.debug:
             raise

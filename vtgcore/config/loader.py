@@ -247,10 +247,10 @@ def check_plugins(recipe: DictConfig, catalog: Any = None, where: str = "") -> N
     for kind in KINDS:
         spec = recipe.model[kind]
         try:
-            catalog.resolve_params(kind, spec.name, OmegaConf.to_container(spec.params, resolve=True), where)
+            catalog.resolve_params(kind, spec.name, OmegaConf.to_container(spec.params, resolve=True),
+                                   f"{where}: model.{kind}" if where else f"model.{kind}")
         except VTGError as exc:
-            msg = str(exc)
-            raise RecipeError(msg if where and where in msg else f"{where}: model.{kind}: {msg}") from None
+            raise RecipeError(str(exc)) from None
         if spec.trainable == "lora" and kind != "llm":
             raise RecipeError(f"{where}: model.{kind}.trainable: 'lora' is only supported for the llm")
         if spec.checkpoint and "://" in str(spec.checkpoint):
@@ -258,17 +258,45 @@ def check_plugins(recipe: DictConfig, catalog: Any = None, where: str = "") -> N
 
 
 def recipe_files(paths: Sequence[str | Path]) -> list[Path]:
-    """Recipe files named by ``paths`` (folders are searched recursively, skipping ``components/``)."""
+    """YAML files named by ``paths``; folders are searched recursively (component files included)."""
     files: list[Path] = []
     for p in map(Path, paths):
-        if p.is_dir():
-            files += sorted(f for f in p.rglob("*.yaml") if COMPONENTS_DIR not in f.relative_to(p).parts)
-        else:
-            files.append(p)
+        files += sorted(p.rglob("*.yaml")) if p.is_dir() else [p]
     return files
+
+
+def is_component(path: Path) -> bool:
+    """True for a component file (``.../components/<group>/<option>.yaml``)."""
+    return path.parent.parent.name == COMPONENTS_DIR
+
+
+def validate_component(path: str | Path, catalog: Any = None) -> None:
+    """Validate one component file: its node against the schema and, for plugins, its params.
+
+    Raises:
+        RecipeError: unknown group folder, bad keys or types, unknown plugin or bad params.
+    """
+    from vtgcore.catalog import default_catalog
+
+    path = Path(path)
+    group = path.parent.name
+    if group not in GROUPS:
+        raise RecipeError(f"{path}: unknown component group folder {group!r}; groups: {', '.join(GROUPS)}")
+    node = _read_yaml(path)
+    wrapped = OmegaConf.create({})
+    _set(wrapped, GROUPS[group], node)
+    checked = check_schema(wrapped, str(path), partial=True)
+    if group in KINDS:
+        spec = checked.model[group]
+        if OmegaConf.is_missing(spec, "name"):
+            raise RecipeError(f"{path}: required key 'name' not set")
+        try:
+            (catalog or default_catalog()).resolve_params(
+                group, spec.name, OmegaConf.to_container(spec.params, resolve=False), str(path))
+        except VTGError as exc:
+            raise RecipeError(str(exc)) from None
 
 
 def to_yaml(recipe: DictConfig, resolve: bool = True) -> str:
     """The recipe as YAML text."""
     return OmegaConf.to_yaml(recipe, resolve=resolve)
-
