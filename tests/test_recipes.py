@@ -143,6 +143,7 @@ def test_cli_show_and_validate(tree, capsys, tiny_recipe_path):
     out = capsys.readouterr().out
     assert "INVALID" in out and "unknown llm plugin 'gpt9'; available: hf_causal_lm" in out
     assert cli.main(["recipe", "validate", str(good), "model.compressor.name=gpt9"]) == 1
+    assert "vtg: warning:" in capsys.readouterr().err
     assert cli.main(["recipe", "show", str(bad)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("vtg: error:") and "gpt9" in err and "Traceback" not in err
