@@ -42,3 +42,15 @@ class TimeCodecError(VTGError, ValueError):
 
 class TimeRangeError(VTGError, ValueError):
     """A timestamp is outside what a time embedding table can represent."""
+
+
+class DataError(VTGError):
+    """A data file (video or annotation) cannot be used. Messages name the file."""
+
+
+class VideoReadError(DataError):
+    """A video is missing, empty, corrupt, has no video stream, or cannot be decoded."""
+
+
+class AnnotationError(DataError):
+    """An annotation file or item is malformed (messages name the file, the item index and the field)."""
