@@ -156,3 +156,31 @@ def test_component_checkpoint_round_trip_and_errors(tmp_path):
     save_file({"slots": torch.zeros(3, 3)}, str(wrong))
     with pytest.raises(VTGError, match="size mismatch"):
         build_model(load_recipe("recipes/debug/tiny.yaml", [f"model.compressor.checkpoint={wrong}"]))
+
+
+CHAT = ("{% for m in messages %}{% if m['role'] == 'system' %}<|system|>{{ m['content'] }}\n"
+        "{% elif m['role'] == 'user' %}<|user|>{{ m['content'] }}\n"
+        "{% else %}<|assistant|>{{ m['content'] }}{{ eos_token }}\n{% endif %}{% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+
+
+def test_tokenizer_chat_template(tiny):
+    model, proc = tiny
+    tok = model.tokenizer
+    proc.prompt.chat_template = "tokenizer"
+    proc.prompt.system = "Be brief."
+    with pytest.raises(VTGError, match="has no chat template"):
+        proc.encode_conversation(QA, [0.0] * T)
+    tok.chat_template = CHAT
+    convo = QA + [{"q": "Again?", "a": "Yes."}]
+    ids, labels = proc.encode_conversation(convo, [0.0] * T)
+    kept = tok.decode([i for i, lab in zip(ids, labels) if lab != IGNORE_INDEX])
+    codec = model.time_codec
+    assert kept == f"From {codec.encode(1.5)} to {codec.encode(4.0)} seconds.</s>\nYes.</s>\n"
+    text = tok.decode(ids)
+    assert text.startswith("<|system|>Be brief.\n<|user|><video>") and ids.count(proc.video_token_id) == 8
+    gen, gen_labels = proc.encode_conversation(convo, [0.0] * T, add_generation_prompt=True)
+    assert tok.decode(gen).endswith("<|user|>Again?\n<|assistant|>") and set(gen_labels[-5:]) == {IGNORE_INDEX}
+    tok.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}{{ messages | length }}"
+    with pytest.raises(VTGError, match="not prefix-stable"):
+        proc.encode_conversation(convo, [0.0] * T)

@@ -110,6 +110,7 @@ def test_cli_overrides(tree):
     (["model.encoder.trainable=lora"], r"'lora' is only supported for the llm"),
     (["model.encoder.checkpoint=https://x/y.safetensors"], r"must be a local file"),
 ])
+@pytest.mark.filterwarnings("ignore:.*params were reset")
 def test_errors_name_key_and_allowed_values(tree, overrides, pattern):
     base = tree("exp.yaml", "defaults: [/base]\nexperiment_name: exp\n")
     with pytest.raises(RecipeError, match=pattern) as info:

@@ -30,11 +30,14 @@ class PromptConfig:
         system: system prompt (VTG-LLM trains with a single space).
         timestamps_in_prompt: tell the model the time of every sampled frame (VTG-LLM does).
         max_length: longest token sequence; longer training texts are cut at the end.
+        chat_template: ``llama2`` (LLaMA-2 chat, as the original) or ``tokenizer`` (the
+            tokenizer's own chat template).
     """
 
     system: str = " "
     timestamps_in_prompt: bool = True
     max_length: int = 2048
+    chat_template: str = "llama2"
 
 
 def format_times(text: str, codec: TimeCodec) -> str:
@@ -99,16 +102,17 @@ class VideoLLMProcessor:
 
     def encode_conversation(self, turns: Sequence[Mapping[str, str]], timestamps: Sequence[float],
                             add_generation_prompt: bool = False) -> tuple[list[int], list[int]]:
-        """Tokenize one conversation in the LLaMA-2 chat format.
+        """Tokenize one conversation with the configured chat template.
 
         Args:
             turns: ``[{"q": question, "a": answer}, ...]``; with ``add_generation_prompt`` the last
                 turn's answer is left for the model to write.
             timestamps: seconds of the sampled frames.
-            add_generation_prompt: end after the last ``[/INST]``.
+            add_generation_prompt: end where the model's answer begins.
 
         Returns:
-            ``(ids, labels)`` of equal length; labels are -100 except on answers and their ``</s>``.
+            ``(ids, labels)`` of equal length; labels are -100 except on answers and their
+            end-of-turn token.
         """
         if not turns:
             raise VTGError("a conversation needs at least one turn")
@@ -120,21 +124,17 @@ class VideoLLMProcessor:
         if self.prompt.timestamps_in_prompt:
             first = f"{self.frame_message(timestamps)} {first}"
         questions[0] = f"{self.video_token} {first}"
+        answers = [format_times(str(t.get("a", "")), self.time_codec).strip() for t in turns]
+        if add_generation_prompt:
+            answers = answers[:-1]
+        render = self._segments_tokenizer if self.prompt.chat_template == "tokenizer" else self._segments_llama2
         k = self.k(len(timestamps))
-        tok = self.tokenizer
         ids: list[int] = []
         labels: list[int] = []
-        for i, (turn, question) in enumerate(zip(turns, questions)):
-            head = f"[INST] <<SYS>>\n{self.prompt.system}\n<</SYS>>\n\n" if i == 0 else "[INST] "
-            prompt_ids = [tok.bos_token_id] + self._ids(head) + self._user_ids(question, k) + self._ids(" [/INST]")
-            ids += prompt_ids
-            labels += [IGNORE_INDEX] * len(prompt_ids)
-            if add_generation_prompt and i == len(turns) - 1:
-                break
-            answer = format_times(str(turn.get("a", "")), self.time_codec).strip()
-            answer_ids = self._ids(" " + answer) + [tok.eos_token_id]
-            ids += answer_ids
-            labels += answer_ids
+        for text, supervised in render(questions, answers):
+            piece = self._ids(text) if supervised else self._user_ids(text, k)
+            ids += piece
+            labels += piece if supervised else [IGNORE_INDEX] * len(piece)
         if len(ids) > self.prompt.max_length:
             if ids[self.prompt.max_length:].count(self.video_token_id) or add_generation_prompt:
                 raise ShapeError(
@@ -142,6 +142,47 @@ class VideoLLMProcessor:
                     f"{self.prompt.max_length}; raise model.prompt.max_length or use fewer tokens")
             ids, labels = ids[: self.prompt.max_length], labels[: self.prompt.max_length]
         return ids, labels
+
+    def _segments_llama2(self, questions: list[str], answers: list[str]) -> list[tuple[str, bool]]:
+        """LLaMA-2 chat, as VTG-LLM trains: ``<s>[INST] <<SYS>>...<</SYS>>\n\nq [/INST] a </s>``."""
+        bos, eos = self.tokenizer.bos_token, self.tokenizer.eos_token
+        segments: list[tuple[str, bool]] = []
+        for i, question in enumerate(questions):
+            head = f"[INST] <<SYS>>\n{self.prompt.system}\n<</SYS>>\n\n" if i == 0 else "[INST] "
+            segments.append((f"{bos}{head}{question} [/INST]", False))
+            if i < len(answers):
+                segments.append((f" {answers[i]}{eos}", True))
+        return segments
+
+    def _segments_tokenizer(self, questions: list[str], answers: list[str]) -> list[tuple[str, bool]]:
+        """The tokenizer's own chat template; answers are the text each assistant turn adds."""
+        tok = self.tokenizer
+        if not getattr(tok, "chat_template", None):
+            raise VTGError("model.prompt.chat_template is 'tokenizer' but the tokenizer has no chat template; "
+                           "use 'llama2'")
+        messages: list[dict[str, str]] = []
+        if self.prompt.system.strip():
+            messages.append({"role": "system", "content": self.prompt.system})
+        segments: list[tuple[str, bool]] = []
+        done = ""
+        for i, question in enumerate(questions):
+            messages.append({"role": "user", "content": question})
+            prompt = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            if i >= len(answers):
+                segments.append((self._suffix(prompt, done), False))
+                break
+            messages.append({"role": "assistant", "content": answers[i]})
+            full = tok.apply_chat_template(messages, tokenize=False)
+            segments += [(self._suffix(prompt, done), False), (self._suffix(full, prompt), True)]
+            done = full
+        return segments
+
+    @staticmethod
+    def _suffix(text: str, prefix: str) -> str:
+        if not text.startswith(prefix):
+            raise VTGError("the tokenizer's chat template is not prefix-stable (an earlier turn renders "
+                           "differently once a later turn is added); use chat_template 'llama2'")
+        return text[len(prefix):]
 
     def __call__(self, conversations: Sequence[Sequence[Mapping[str, str]]],
                  timestamps: Sequence[Sequence[float]], add_generation_prompt: bool = False) -> dict[str, torch.Tensor]:

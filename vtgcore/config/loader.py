@@ -23,7 +23,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from vtgcore.config.schema import READERS, SAMPLINGS, TRAINABLE, Recipe
+from vtgcore.config.schema import CHAT_TEMPLATES, READERS, SAMPLINGS, TRAINABLE, Recipe
 from vtgcore.errors import RecipeError, VTGError
 from vtgcore.hookspecs import KINDS
 
@@ -153,6 +153,9 @@ def check_schema(cfg: DictConfig, where: str, partial: bool = False) -> DictConf
     for key, allowed in (("train_sampling", SAMPLINGS), ("eval_sampling", SAMPLINGS), ("reader", READERS)):
         if merged.data[key] not in allowed:
             raise RecipeError(f"{where}: data.{key} is {merged.data[key]!r}; allowed: {', '.join(allowed)}")
+    if merged.model.prompt.chat_template not in CHAT_TEMPLATES:
+        raise RecipeError(f"{where}: model.prompt.chat_template is {merged.model.prompt.chat_template!r}; "
+                          f"allowed: {', '.join(CHAT_TEMPLATES)}")
     return merged
 
 

@@ -11,6 +11,7 @@ from omegaconf import MISSING
 TRAINABLE = ("full", "frozen", "lora")
 SAMPLINGS = ("uniform", "random_per_segment", "random_per_segment_legacy")
 READERS = ("decord", "pyav", "auto")
+CHAT_TEMPLATES = ("llama2", "tokenizer")
 
 
 @dataclass
@@ -58,6 +59,7 @@ class PromptSpec:
     system: str = " "
     timestamps_in_prompt: bool = True
     max_length: int = 2048
+    chat_template: str = "llama2"
 
 
 @dataclass
