@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 import warnings
+from pathlib import Path
 from typing import Optional, Sequence
 
 from vtgcore.errors import VTGError
@@ -80,6 +81,49 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(desc: str):
+    """A tqdm progress callback ``(done, total)`` on stderr."""
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=desc, unit="video", file=sys.stderr, leave=False)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from vtgcore.data.doctor import check
+
+    report = check(args.annotation, fmt=args.format, video_root=args.video_root, reader=args.reader,
+                   workers=args.workers, progress=None if args.json else _progress("checking videos"))
+    print(report.to_json() if args.json else report.to_text())
+    return 0 if report.ok else 1
+
+
+def cmd_data_synth(args: argparse.Namespace) -> int:
+    from vtgcore.data.synth import generate_synth
+
+    summary = generate_synth(args.out_dir, seed=args.seed, n_train=args.train, n_val=args.val,
+                             progress=_progress("writing videos"))
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_data_convert(args: argparse.Namespace) -> int:
+    from vtgcore.data.convert import convert
+
+    count = convert(args.source, [Path(p) for p in args.src], Path(args.out), seed=args.seed, prompt_version=args.prompt_version)
+    print(f"wrote {count} training items to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vtg", description="vtgcore: video temporal grounding with LLMs")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
@@ -98,6 +142,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("items", nargs="+", metavar="PATH_OR_OVERRIDE",
                    help="recipe files or folders; arguments with '=' are overrides applied to each")
     p.set_defaults(func=cmd_recipe_validate)
+
+    data = sub.add_parser("data", help="data tools: check, synth, convert").add_subparsers(dest="data_command", required=True)
+    p = data.add_parser("check", help="check an annotation file and its videos (exit 0 only when clean)")
+    p.add_argument("annotation")
+    p.add_argument("--video-root", default=None, help="folder relative video paths are resolved against")
+    p.add_argument("--format", default=None,
+                   choices=["vtg-it", "charades", "qvhighlights", "youcook2", "activitynet", "didemo"],
+                   help="annotation format (default: detected)")
+    p.add_argument("--reader", default="auto", choices=["auto", "decord", "pyav"])
+    p.add_argument("--workers", type=int, default=0, help="parallel video checks (default: CPUs, at most 8)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_data_check)
+    p = data.add_parser("synth", help="write the VTG-Synth benchmark (videos, training and evaluation files)")
+    p.add_argument("out_dir")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train", type=int, default=200, help="training videos (default 200)")
+    p.add_argument("--val", type=int, default=50, help="evaluation videos (default 50)")
+    p.set_defaults(func=cmd_data_synth)
+    p = data.add_parser("convert", help="turn a data set's own annotations into VTG-IT training items")
+    p.add_argument("--from", dest="source", required=True,
+                   choices=["charades", "qvhighlights", "youcook2", "activitynet", "didemo"])
+    p.add_argument("src", nargs="+", help="the source annotation file(s)")
+    p.add_argument("out", help="output JSON file")
+    p.add_argument("--seed", type=int, default=0, help="seed of the prompt choice")
+    p.add_argument("--prompt-version", default="v1")
+    p.set_defaults(func=cmd_data_convert)
 
     p = sub.add_parser("smoke", help="build a recipe's model and overfit one generated batch (no data needed)")
     p.add_argument("recipe")

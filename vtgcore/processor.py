@@ -101,7 +101,8 @@ class VideoLLMProcessor:
         return ids
 
     def encode_conversation(self, turns: Sequence[Mapping[str, str]], timestamps: Sequence[float],
-                            add_generation_prompt: bool = False) -> tuple[list[int], list[int]]:
+                            add_generation_prompt: bool = False,
+                            num_frames: int | None = None) -> tuple[list[int], list[int]]:
         """Tokenize one conversation with the configured chat template.
 
         Args:
@@ -109,6 +110,8 @@ class VideoLLMProcessor:
                 turn's answer is left for the model to write.
             timestamps: seconds of the sampled frames.
             add_generation_prompt: end where the model's answer begins.
+            num_frames: frames the model will see (padded batches: the padded length); K is
+                computed from it. Default: ``len(timestamps)``.
 
         Returns:
             ``(ids, labels)`` of equal length; labels are -100 except on answers and their
@@ -128,7 +131,7 @@ class VideoLLMProcessor:
         if add_generation_prompt:
             answers = answers[:-1]
         render = self._segments_tokenizer if self.prompt.chat_template == "tokenizer" else self._segments_llama2
-        k = self.k(len(timestamps))
+        k = self.k(num_frames if num_frames is not None else len(timestamps))
         ids: list[int] = []
         labels: list[int] = []
         for text, supervised in render(questions, answers):
@@ -185,18 +188,21 @@ class VideoLLMProcessor:
         return text[len(prefix):]
 
     def __call__(self, conversations: Sequence[Sequence[Mapping[str, str]]],
-                 timestamps: Sequence[Sequence[float]], add_generation_prompt: bool = False) -> dict[str, torch.Tensor]:
+                 timestamps: Sequence[Sequence[float]], add_generation_prompt: bool = False,
+                 num_frames: int | None = None) -> dict[str, torch.Tensor]:
         """Batch several conversations.
 
         Training batches are right-padded; generation batches (``add_generation_prompt``) are
-        left-padded so that every prompt ends at the last position.
+        left-padded so that every prompt ends at the last position. ``num_frames`` is the padded
+        frame count of the batch (see :meth:`encode_conversation`).
 
         Returns:
             ``input_ids`` (B, S) long, ``attention_mask`` (B, S) long, ``labels`` (B, S) long.
         """
         if len(conversations) != len(timestamps):
             raise VTGError(f"{len(conversations)} conversations but {len(timestamps)} timestamp lists")
-        rows = [self.encode_conversation(c, t, add_generation_prompt) for c, t in zip(conversations, timestamps)]
+        rows = [self.encode_conversation(c, t, add_generation_prompt, num_frames)
+                for c, t in zip(conversations, timestamps)]
         width = max(len(ids) for ids, _ in rows)
         pad = self.tokenizer.pad_token_id
         input_ids = torch.full((len(rows), width), pad, dtype=torch.long)

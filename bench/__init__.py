@@ -1,0 +1,1 @@
+"""Small benchmarks, run from the repository root: ``python -m bench.<name>``."""

@@ -1,0 +1,186 @@
+"""Datasets and collation: annotation items -> sampled, preprocessed clips -> padded batches.
+
+A broken video raises :class:`~vtgcore.errors.VideoReadError` naming the file; with
+``skip_broken=True`` the sample comes back as an error record instead, the collator leaves it out
+of the batch and lists it in ``batch["skipped"]``, and :class:`SkipLog` counts and reports every
+skipped sample (collation may run in worker processes, so the batch carries the record).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import torch
+from torch.utils.data import Dataset
+
+from vtgcore.errors import VideoReadError
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass
+class FrameConfig:
+    """How frames are sampled and preprocessed.
+
+    Attributes:
+        num_frames: frames per video (fewer when the video is shorter).
+        sampling: ``uniform``, ``random_per_segment`` or ``random_per_segment_legacy``.
+        reader: ``decord``, ``pyav`` or ``auto``.
+        image_size: output height and width.
+        resize: ``squash`` (the original) or ``pad`` (keep the aspect ratio, letterbox).
+        crop: train-time random resized crop, one box per clip.
+        mean: normalisation mean (the encoder's).
+        std: normalisation std (the encoder's).
+    """
+
+    num_frames: int = 96
+    sampling: str = "uniform"
+    reader: str = "auto"
+    image_size: int = 224
+    resize: str = "squash"
+    crop: bool = False
+    mean: tuple[float, float, float] = CLIP_MEAN
+    std: tuple[float, float, float] = CLIP_STD
+
+
+class VideoConversationDataset(Dataset):
+    """Training items (:class:`~vtgcore.data.formats.TrainItem`) or evaluation items
+    (:class:`~vtgcore.data.formats.EvalItem`) as model-ready samples.
+
+    A sample is a dict: ``frames`` (T, 3, H, W) float normalised, ``timestamps`` (T,) float
+    seconds, ``duration`` float, ``turns`` (list of ``{"q", "a"}``; evaluation items get the task's
+    evaluation prompt and no answer), ``video`` (resolved path), ``index``, ``item`` (the record).
+
+    Args:
+        items: records from the loaders in :mod:`vtgcore.data.formats`.
+        frames: sampling and preprocessing.
+        video_root: folder relative video paths are resolved against.
+        skip_broken: return an error record for a broken video instead of raising.
+        seed: base seed; sample ``i`` of epoch ``e`` draws from ``seed, e, i`` (reproducible with
+            any number of workers).
+        prompt_version: version of the evaluation prompt templates.
+    """
+
+    def __init__(self, items: Sequence[Any], frames: FrameConfig, *, video_root: Optional[str | Path] = None,
+                 skip_broken: bool = False, seed: int = 0, prompt_version: str = "v1") -> None:
+        self.items = list(items)
+        self.frames = frames
+        self.video_root = video_root
+        self.skip_broken = skip_broken
+        self.seed = seed
+        self.epoch = 0
+        self.prompt_version = prompt_version
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the random draws (sampling, crops) for a new epoch."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _turns(self, item: Any) -> list[dict[str, str]]:
+        if hasattr(item, "turns"):
+            return [dict(t) for t in item.turns]
+        from vtgcore.data.prompts import eval_prompt
+
+        return [{"q": eval_prompt(item.task, item.query, version=self.prompt_version)}]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        from vtgcore.data.formats import resolve_video
+        from vtgcore.data.transforms import normalize, random_resized_crop, resize_frames
+        from vtgcore.data.video import read_clip
+
+        item = self.items[index]
+        path = resolve_video(item.video, self.video_root)
+        cfg = self.frames
+        generator = torch.Generator().manual_seed(hash((self.seed, self.epoch, index)) & 0x7FFF_FFFF_FFFF)
+        size = (cfg.image_size, cfg.image_size) if cfg.resize == "squash" else None
+        try:
+            clip = read_clip(path, cfg.num_frames, sampling=cfg.sampling, reader=cfg.reader, size=size,
+                             generator=generator)
+        except VideoReadError as exc:
+            if self.skip_broken:
+                return {"error": str(exc), "index": index, "video": str(path)}
+            raise
+        frames = clip.frames
+        if frames.shape[-2:] != (cfg.image_size, cfg.image_size):
+            frames = resize_frames(frames, cfg.image_size, cfg.resize)
+        if cfg.crop:
+            frames = random_resized_crop(frames, cfg.image_size, generator=generator)
+        return {
+            "frames": normalize(frames, cfg.mean, cfg.std),
+            "timestamps": clip.timestamps.float(),
+            "duration": float(clip.duration),
+            "turns": self._turns(item),
+            "video": str(path),
+            "index": index,
+            "item": item,
+        }
+
+
+class VideoCollator:
+    """Pads a list of samples into a batch; tokenizes with the processor when one is given.
+
+    The batch: ``frames`` (B, T, 3, H, W) zero-padded to the longest clip, ``frame_mask`` (B, T)
+    bool, ``timestamps`` (B, T) (padding repeats the last time), ``duration`` (B,), ``turns``,
+    ``videos``, ``indices``, ``items``, ``skipped`` (error records of broken videos left out) and,
+    with a processor, ``input_ids``, ``attention_mask``, ``labels`` (B, S).
+
+    Args:
+        processor: a :class:`~vtgcore.processor.VideoLLMProcessor`, or None.
+        add_generation_prompt: build generation prompts (left-padded, no answers).
+    """
+
+    def __init__(self, processor: Any = None, add_generation_prompt: bool = False) -> None:
+        self.processor = processor
+        self.add_generation_prompt = add_generation_prompt
+
+    def __call__(self, samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        skipped = [{k: s[k] for k in ("index", "video", "error")} for s in samples if "error" in s]
+        good = [s for s in samples if "error" not in s]
+        batch: dict[str, Any] = {"skipped": skipped, "turns": [s["turns"] for s in good],
+                                 "videos": [s["video"] for s in good], "indices": [s["index"] for s in good],
+                                 "items": [s["item"] for s in good]}
+        if not good:
+            batch.update(frames=torch.zeros(0), frame_mask=torch.zeros(0, dtype=torch.bool),
+                         timestamps=torch.zeros(0), duration=torch.zeros(0))
+            return batch
+        t = max(s["frames"].shape[0] for s in good)
+        c, h, w = good[0]["frames"].shape[1:]
+        frames = torch.zeros(len(good), t, c, h, w, dtype=good[0]["frames"].dtype)
+        mask = torch.zeros(len(good), t, dtype=torch.bool)
+        times = torch.zeros(len(good), t)
+        for i, s in enumerate(good):
+            n = s["frames"].shape[0]
+            frames[i, :n] = s["frames"]
+            mask[i, :n] = True
+            times[i, :n] = s["timestamps"]
+            times[i, n:] = s["timestamps"][-1] if n else 0.0
+        batch.update(frames=frames, frame_mask=mask, timestamps=times,
+                     duration=torch.tensor([s["duration"] for s in good], dtype=torch.float32))
+        if self.processor is not None:
+            real = [s["timestamps"].tolist() for s in good]
+            batch.update(self.processor(batch["turns"], real, self.add_generation_prompt, num_frames=t))
+        return batch
+
+
+class SkipLog:
+    """Counts the samples collators left out, for the report at the end of an epoch."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    def update(self, batch: dict[str, Any]) -> None:
+        """Record the ``skipped`` entries of a batch."""
+        self.records.extend(batch.get("skipped", []))
+
+    def report(self) -> str:
+        """One line per skipped sample after a count; empty when nothing was skipped."""
+        if not self.records:
+            return ""
+        lines = [f"{len(self.records)} sample(s) skipped because their video could not be read:"]
+        lines += [f"  #{r['index']}: {r['error']}" for r in self.records]
+        return "\n".join(lines)
