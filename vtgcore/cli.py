@@ -90,7 +90,9 @@ def _progress(desc: str):
     def update(done: int, total: int) -> None:
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=total, desc=desc, unit="video", file=sys.stderr, leave=False)
+            tty = sys.stderr.isatty()
+            bar = tqdm(total=total, desc=desc, unit="video", file=sys.stderr, leave=False,
+                       mininterval=0.1 if tty else 10.0)
         bar.update(done - bar.n)
         if done >= total:
             bar.close()

@@ -83,3 +83,13 @@ def test_unreadable_annotation_file_is_a_clear_cli_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("vtg: error:") and "bad.json" in err and "Traceback" not in err
     assert cli.main(["data", "check", str(tmp_path / "absent.json")]) == 1
+
+
+def test_synth_ground_truth_is_clean(tmp_path):
+    from vtgcore.data.synth import generate_synth
+
+    generate_synth(tmp_path, seed=1, n_train=3, n_val=3, max_duration=16.0)
+    for name, fmt in [("train.json", "vtg-it"), ("val/charades.json", "charades"),
+                      ("val/qvhighlights.jsonl", "qvhighlights"), ("val/youcook2.json", "youcook2")]:
+        report = check(tmp_path / name, video_root=tmp_path)
+        assert report.ok and report.format == fmt and report.items > 0, report.to_text()
