@@ -26,3 +26,13 @@ def tiny():
     from vtgcore import build_model, load_recipe
 
     return build_model(load_recipe(TINY))
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory) -> Path:
+    """A small VTG-Synth set shared by the tests (4 train and 3 val videos of at most 16 s)."""
+    from vtgcore.data.synth import generate_synth
+
+    out = tmp_path_factory.mktemp("synth")
+    generate_synth(out, seed=11, n_train=4, n_val=3, max_duration=16.0)
+    return out

@@ -126,6 +126,111 @@ def cmd_data_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from vtgcore.config.loader import load_recipe
+    from vtgcore.mm.runner import build_runner
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    runner = build_runner(recipe, work_dir=args.work_dir, launcher=args.launcher,
+                          resume=args.resume or False, load_from=args.load_from, video_root=args.video_root)
+    runner.train()
+    print(runner.work_dir)
+    return 0
+
+
+def cmd_cache_features(args: argparse.Namespace) -> int:
+    from omegaconf import OmegaConf
+
+    from vtgcore.build import build_model
+    from vtgcore.config.loader import load_recipe
+    from vtgcore.data.formats import load_eval, load_vtg_it, resolve_video
+    from vtgcore.mm.runner import feature_cache
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    if not recipe.data.feature_cache:
+        raise VTGError(f"{args.recipe}: data.feature_cache is not set (give a folder, e.g. data.feature_cache=work_dirs/features)")
+
+    model, _ = build_model(recipe, where=args.recipe)
+    cache = feature_cache(model, recipe)
+    root = args.video_root or recipe.data.video_root
+    videos = []
+    if args.split in ("train", "all") and recipe.data.train.get("annotation"):
+        videos += [resolve_video(i.video, root) for i in load_vtg_it(recipe.data.train.annotation)]
+    if args.split in ("val", "all"):
+        for spec in OmegaConf.to_container(recipe.data.val, resolve=True).values():
+            videos += [resolve_video(i.video, root) for i in load_eval(spec["annotation"], spec.get("format"))]
+    computed = cache.fill(videos, progress=_progress("encoding videos"))
+    print(f"{computed} computed, {len(set(videos)) - computed} already cached in {cache.folder}")
+    return 0
+
+
+METRIC_KEYS = {
+    "grounding": ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU"),
+    "highlights": ("VeryGood-mAP", "VeryGood-Hit1", "Good-mAP", "Good-Hit1", "Fair-mAP", "Fair-Hit1"),
+    "dense-captioning": ("CIDEr", "METEOR", "SODA_c", "F1", "Precision", "Recall"),
+}
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from vtgcore.eval import score_files
+
+    score = {"grounding": score_files.score_grounding, "highlights": score_files.score_highlights,
+             "dense-captioning": score_files.score_dense_captioning}[args.kind]
+    metrics = score(args.pred, args.gt)
+    for name, why in (metrics.get("unavailable") or {}).items():
+        print(f"vtg: warning: {name} unavailable: {why}", file=sys.stderr)
+    if args.json:
+        out = {k: metrics.get(k) for k in METRIC_KEYS[args.kind]}
+        out.update({k: metrics[k] for k in ("count", "missing") if k in metrics})
+        print(json.dumps(out))
+    else:
+        print(score_files.format_table(metrics))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from omegaconf import OmegaConf
+
+    from vtgcore.build import build_model
+    from vtgcore.checkpoint import load_checkpoint
+    from vtgcore.config.loader import load_recipe
+    from vtgcore.data.dataset import FrameConfig
+    from vtgcore.eval.generate import GenerationConfig
+    from vtgcore.checkpoint import atomic_write_text
+    from vtgcore.eval.runner import TASK_NAMES, EvalSet, evaluate_set, markdown_table
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    sets = OmegaConf.to_container(recipe.data[args.split], resolve=True)
+    tasks = args.task or list(sets)
+    unknown = [t for t in tasks if t not in sets]
+    if unknown:
+        raise VTGError(f"{args.recipe}: no data.{args.split} entry for task(s) {unknown}; it has {sorted(sets)}")
+    model, processor = build_model(recipe, where=args.recipe)
+    if args.checkpoint:
+        load_checkpoint(model, args.checkpoint)
+    else:
+        print("vtg: warning: no --checkpoint given: evaluating freshly initialised weights", file=sys.stderr)
+    enc = model.encoder
+    frames = FrameConfig(recipe.data.num_frames, recipe.data.eval_sampling, recipe.data.reader, enc.image_size,
+                         mean=enc.mean, std=enc.std)
+    generation = GenerationConfig(max_new_tokens=args.max_new_tokens, do_sample=args.temperature > 0,
+                                  temperature=args.temperature or 1.0, top_p=args.top_p, seed=recipe.seed)
+    out_dir = args.out or str(Path(args.checkpoint or recipe.work_dir) / f"eval_{args.split}")
+    results = {}
+    for task in tasks:
+        spec = sets[task]
+        results[TASK_NAMES[task]] = evaluate_set(
+            model, processor, EvalSet(task, spec["annotation"], spec.get("format")), out_dir, frames=frames,
+            video_root=args.video_root or recipe.data.video_root, batch_size=args.batch_size, generation=generation,
+            legacy_parser=args.legacy_parser, limit=args.limit, progress=_progress(f"evaluating {task}"))
+    atomic_write_text(Path(out_dir) / "metrics.json", json.dumps(results, indent=2))
+    table = markdown_table(results)
+    atomic_write_text(Path(out_dir) / "metrics.md", table + "\n")
+    print(table)
+    print(out_dir)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vtg", description="vtgcore: video temporal grounding with LLMs")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
@@ -170,6 +275,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the prompt choice")
     p.add_argument("--prompt-version", default="v1")
     p.set_defaults(func=cmd_data_convert)
+
+    p = sub.add_parser("train", help="train a recipe with mmengine (checkpoints are safetensors folders)")
+    p.add_argument("recipe")
+    p.add_argument("overrides", nargs="*", help="key=value, group=option or ~key")
+    p.add_argument("--work-dir", default=None, help="run folder (default: the recipe's work_dir)")
+    p.add_argument("--resume", nargs="?", const="auto", default=None,
+                   help="resume from the last complete checkpoint of the work dir, or from the given folder")
+    p.add_argument("--load-from", default=None, help="start from the weights of a vtgcore checkpoint (fine-tuning)")
+    p.add_argument("--video-root", default=None, help="folder relative video paths are resolved against")
+    p.add_argument("--launcher", default="none", choices=["none", "pytorch", "slurm", "mpi"],
+                   help="distributed launcher (pytorch: under torchrun)")
+    p.set_defaults(func=cmd_train)
+
+    cache = sub.add_parser("cache", help="precompute caches").add_subparsers(dest="cache_command", required=True)
+    p = cache.add_parser("features", help="encode every frame of the recipe's videos with its frozen encoder")
+    p.add_argument("recipe")
+    p.add_argument("overrides", nargs="*", help="key=value, group=option or ~key")
+    p.add_argument("--split", default="all", choices=["train", "val", "all"])
+    p.add_argument("--video-root", default=None, help="folder relative video paths are resolved against")
+    p.set_defaults(func=cmd_cache_features)
+
+    p = sub.add_parser("metrics", help="score prediction files in the original VTG-LLM formats")
+    p.add_argument("kind", choices=list(METRIC_KEYS))
+    p.add_argument("--pred", required=True, help="predictions file")
+    p.add_argument("--gt", required=True, help="ground truth file")
+    p.add_argument("--json", action="store_true", help="print one JSON object, values in percent")
+    p.set_defaults(func=cmd_metrics)
+
+    p = sub.add_parser("eval", help="evaluate a trained recipe on its evaluation sets (resumable)")
+    p.add_argument("recipe")
+    p.add_argument("overrides", nargs="*", help="key=value, group=option or ~key")
+    p.add_argument("--checkpoint", default=None, help="vtgcore checkpoint folder")
+    p.add_argument("--task", action="append", choices=["mr", "hd", "dvc"], help="task(s) to run (default: all of the split)")
+    p.add_argument("--split", default="val", choices=["val", "test"], help="recipe data.val or data.test sets")
+    p.add_argument("--out", default=None, help="output folder (default: <checkpoint>/eval)")
+    p.add_argument("--video-root", default=None, help="folder relative video paths are resolved against")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default)")
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N items")
+    p.add_argument("--legacy-parser", action="store_true", help="the original regex parsers (parity studies)")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("smoke", help="build a recipe's model and overfit one generated batch (no data needed)")
     p.add_argument("recipe")

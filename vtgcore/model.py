@@ -56,11 +56,18 @@ class VideoLLM(nn.Module):
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """Run the encoder over all frames, in chunks of ``encoder_chunk_size``.
 
+        Precomputed encoder outputs (from the feature cache) pass through unchanged.
+
         Shape:
-            frames: (B, T, 3, H, W) -> (B, T, L, Dv)
+            frames: (B, T, 3, H, W) pixels, or (B, T, L, Dv) cached features -> (B, T, L, Dv)
         """
+        if frames.dim() == 4:
+            expected = (self.encoder.tokens_per_frame, self.encoder.out_dim)
+            if tuple(frames.shape[2:]) != expected:
+                raise ShapeError(f"cached features must be (B, T, {expected[0]}, {expected[1]}), got {tuple(frames.shape)}")
+            return frames
         if frames.dim() != 5 or frames.shape[2] != 3:
-            raise ShapeError(f"frames must be (B, T, 3, H, W), got {tuple(frames.shape)}")
+            raise ShapeError(f"frames must be (B, T, 3, H, W) or cached features (B, T, L, Dv), got {tuple(frames.shape)}")
         b, t = frames.shape[:2]
         flat = frames.flatten(0, 1)
         step = self.encoder_chunk_size or flat.shape[0]
@@ -72,7 +79,8 @@ class VideoLLM(nn.Module):
         """Video to projected video tokens.
 
         Shape:
-            frames: (B, T, 3, H, W); timestamps, frame_mask: (B, T) -> tokens (B, K, D), mask (B, K)
+            frames: (B, T, 3, H, W) or cached features (B, T, L, Dv); timestamps, frame_mask: (B, T)
+            -> tokens (B, K, D), mask (B, K)
         """
         if timestamps.shape != frames.shape[:2]:
             raise ShapeError(f"timestamps {tuple(timestamps.shape)} do not match frames {tuple(frames.shape[:2])}")

@@ -92,8 +92,10 @@ class DataSpec:
         eval_sampling: frame sampling for evaluation.
         reader: video reader (``auto``: decord when installed, else PyAV).
         video_root: folder that relative video paths are resolved against.
+        feature_cache: folder of the frozen-encoder feature cache (None: no cache).
         train: training data set settings.
-        val: evaluation data set settings.
+        val: evaluation sets by task (``mr``, ``hd``, ``dvc``): ``{annotation, format}``.
+        test: test sets, same layout as ``val``.
     """
 
     num_frames: int = 96
@@ -101,8 +103,10 @@ class DataSpec:
     eval_sampling: str = "uniform"
     reader: str = "auto"
     video_root: Optional[str] = None
+    feature_cache: Optional[str] = None
     train: dict[str, Any] = field(default_factory=dict)
     val: dict[str, Any] = field(default_factory=dict)
+    test: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

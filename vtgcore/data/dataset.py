@@ -62,10 +62,13 @@ class VideoConversationDataset(Dataset):
         seed: base seed; sample ``i`` of epoch ``e`` draws from ``seed, e, i`` (reproducible with
             any number of workers).
         prompt_version: version of the evaluation prompt templates.
+        feature_cache: a :class:`~vtgcore.data.feature_cache.FeatureCache`; samples then carry the
+            frozen encoder's outputs, shape (T, L, Dv), under ``frames`` instead of pixels.
     """
 
     def __init__(self, items: Sequence[Any], frames: FrameConfig, *, video_root: Optional[str | Path] = None,
-                 skip_broken: bool = False, seed: int = 0, prompt_version: str = "v1") -> None:
+                 skip_broken: bool = False, seed: int = 0, prompt_version: str = "v1",
+                 feature_cache: Any = None) -> None:
         self.items = list(items)
         self.frames = frames
         self.video_root = video_root
@@ -73,6 +76,7 @@ class VideoConversationDataset(Dataset):
         self.seed = seed
         self.epoch = 0
         self.prompt_version = prompt_version
+        self.feature_cache = feature_cache
 
     def set_epoch(self, epoch: int) -> None:
         """Change the random draws (sampling, crops) for a new epoch."""
@@ -99,6 +103,8 @@ class VideoConversationDataset(Dataset):
         generator = torch.Generator().manual_seed(hash((self.seed, self.epoch, index)) & 0x7FFF_FFFF_FFFF)
         size = (cfg.image_size, cfg.image_size) if cfg.resize == "squash" else None
         try:
+            if self.feature_cache is not None:
+                return self._from_cache(path, item, index, generator)
             clip = read_clip(path, cfg.num_frames, sampling=cfg.sampling, reader=cfg.reader, size=size,
                              generator=generator)
         except VideoReadError as exc:
@@ -121,10 +127,21 @@ class VideoConversationDataset(Dataset):
         }
 
 
+    def _from_cache(self, path: Path, item: Any, index: int, generator: torch.Generator) -> dict[str, Any]:
+        from vtgcore.data.video import sample_indices
+
+        entry = self.feature_cache.get(path)
+        indices = sample_indices(entry["features"].shape[0], self.frames.num_frames, self.frames.sampling, generator)
+        return {"frames": entry["features"][indices], "timestamps": entry["timestamps"][indices],
+                "duration": float(entry["duration"]), "turns": self._turns(item), "video": str(path),
+                "index": index, "item": item}
+
+
 class VideoCollator:
     """Pads a list of samples into a batch; tokenizes with the processor when one is given.
 
-    The batch: ``frames`` (B, T, 3, H, W) zero-padded to the longest clip, ``frame_mask`` (B, T)
+    The batch: ``frames`` (B, T, 3, H, W) zero-padded to the longest clip (or cached features
+    (B, T, L, Dv)), ``frame_mask`` (B, T)
     bool, ``timestamps`` (B, T) (padding repeats the last time), ``duration`` (B,), ``turns``,
     ``videos``, ``indices``, ``items``, ``skipped`` (error records of broken videos left out) and,
     with a processor, ``input_ids``, ``attention_mask``, ``labels`` (B, S).
@@ -149,8 +166,7 @@ class VideoCollator:
                          timestamps=torch.zeros(0), duration=torch.zeros(0))
             return batch
         t = max(s["frames"].shape[0] for s in good)
-        c, h, w = good[0]["frames"].shape[1:]
-        frames = torch.zeros(len(good), t, c, h, w, dtype=good[0]["frames"].dtype)
+        frames = torch.zeros(len(good), t, *good[0]["frames"].shape[1:], dtype=good[0]["frames"].dtype)
         mask = torch.zeros(len(good), t, dtype=torch.bool)
         times = torch.zeros(len(good), t)
         for i, s in enumerate(good):

@@ -1,0 +1,76 @@
+"""The evaluation runner and `vtg eval` / `vtg metrics`: outputs, formats, interrupted runs resume."""
+
+import json
+
+import pytest
+
+from vtgcore import cli
+from vtgcore.data.dataset import FrameConfig
+from vtgcore.eval import runner as R
+from vtgcore.eval.generate import GenerationConfig
+
+
+def _frames(model):
+    enc = model.encoder
+    return FrameConfig(8, "uniform", "pyav", enc.image_size, mean=enc.mean, std=enc.std)
+
+
+def test_interrupted_evaluation_resumes_without_recomputing(tiny, synth_dir, tmp_path, monkeypatch):
+    model, proc = tiny
+    calls = []
+    real = R.generate_batch
+    kill = {"at": 2}
+
+    def flaky(m, batch, cfg):
+        calls.append([i.id for i in batch["items"]])
+        if len(calls) == kill["at"]:
+            raise KeyboardInterrupt  # killed during the second batch
+        return real(m, batch, cfg)
+
+    monkeypatch.setattr(R, "generate_batch", flaky)
+    eval_set = R.EvalSet("mr", str(synth_dir / "val" / "charades.json"), "charades")
+    kw = dict(frames=_frames(model), video_root=synth_dir, batch_size=2, generation=GenerationConfig(max_new_tokens=8))
+    with pytest.raises(KeyboardInterrupt):
+        R.evaluate_set(model, proc, eval_set, tmp_path, **kw)
+    cache = tmp_path / "moment_retrieval" / "generations.jsonl"
+    assert [json.loads(line)["id"] for line in cache.read_text().splitlines()] == calls[0]
+    with cache.open("a") as handle:
+        handle.write('{"id": "torn')  # a line cut by the kill
+    calls.clear()
+    kill["at"] = -1
+    metrics = R.evaluate_set(model, proc, eval_set, tmp_path, **kw)
+    done_first = json.loads(cache.read_text().splitlines()[0])["id"]
+    assert done_first not in {i for batch in calls for i in batch}  # finished items are not recomputed
+    n = metrics["count"]
+    assert n == sum(len(b) for b in calls) + 2 and metrics["parse_total"] == n
+    predictions = json.loads((tmp_path / "moment_retrieval" / "predictions.json").read_text())
+    assert len(predictions) == n and all(set(p) == {"timestamp", "query", "vid"} for p in predictions.values())
+    record = json.loads((tmp_path / "moment_retrieval" / "metrics.json").read_text())
+    assert record["generation"]["max_new_tokens"] == 8 and set(record["metrics"]) >= {"R1@0.5", "mIoU"}
+
+
+def test_broken_video_is_a_scored_miss(tiny, synth_dir, tmp_path):
+    model, proc = tiny
+    gt = json.loads((synth_dir / "val" / "charades.json").read_text())
+    gt["annotations"][0]["image_id"] = "videos/does_not_exist.mp4"
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps(gt))
+    metrics = R.evaluate_set(model, proc, R.EvalSet("mr", str(path)), tmp_path / "out", frames=_frames(model),
+                             video_root=synth_dir, batch_size=4, generation=GenerationConfig(max_new_tokens=4))
+    assert metrics["video_errors"] == 1 and metrics["count"] == len(gt["annotations"])
+
+
+def test_vtg_metrics_cli_json(tmp_path, capsys):
+    gt = {"annotations": [{"image_id": "a.mp4", "caption": "x", "timestamp": [0, 10], "id": 1},
+                          {"image_id": "b.mp4", "caption": "y", "timestamp": [5, 15], "id": 2}]}
+    pred = {"1": {"timestamp": [[0, 10]], "query": "x", "vid": "a"}, "2": {"timestamp": [], "query": "y", "vid": "b"}}
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "pred.json").write_text(json.dumps(pred))
+    args = ["metrics", "grounding", "--pred", str(tmp_path / "pred.json"), "--gt", str(tmp_path / "gt.json")]
+    assert cli.main([*args, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["R1@0.3"] == out["R1@0.7"] == 50.0 and out["mIoU"] == 50.0 and out["missing"] == 1
+    assert cli.main(args) == 0 and "R1@0.5" in capsys.readouterr().out
+    (tmp_path / "pred.json").write_text("[1, 2")
+    assert cli.main([*args, "--json"]) == 1
+    assert "pred.json" in capsys.readouterr().err

@@ -1,0 +1,126 @@
+"""Our own checkpoints: trainable weights as safetensors plus the resolved recipe and plugin list.
+
+A checkpoint folder holds ``model.safetensors`` (only the parameters that were trainable;
+everything else is rebuilt from the recipe),
+``recipe.yaml`` (the resolved recipe), ``plugins.json`` (every plugin with its provider and
+version) and ``manifest.json``. Loading never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from vtgcore.errors import VTGError
+
+WEIGHTS = "model.safetensors"
+RECIPE = "recipe.yaml"
+PLUGINS = "plugins.json"
+MANIFEST = "manifest.json"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file, fsync and rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """:func:`atomic_write_bytes` for UTF-8 text."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The parameters that require grad, detached and contiguous, by name."""
+    return {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def plugin_rows(catalog: Any = None) -> list[dict[str, str]]:
+    """Every registered plugin as ``vtg plugins --json`` lists it."""
+    from vtgcore.catalog import default_catalog
+
+    return [e.as_row() for e in (catalog or default_catalog()).entries()]
+
+
+def save_checkpoint(model: torch.nn.Module, directory: str | Path, recipe: Optional[DictConfig] = None,
+                    extra: Optional[dict[str, Any]] = None) -> Path:
+    """Save the trainable weights and, when given, the recipe, atomically file by file.
+
+    Args:
+        model: the model (its trainable parameters are saved).
+        directory: the checkpoint folder (created).
+        recipe: the resolved recipe.
+        extra: more fields for ``manifest.json`` (step, epoch, metrics ...).
+
+    Returns:
+        The folder.
+    """
+    from safetensors.torch import save
+
+    directory = Path(directory)
+    state = trainable_state(model)
+    atomic_write_bytes(directory / WEIGHTS, save(state))
+    if recipe is not None:
+        atomic_write_text(directory / RECIPE, OmegaConf.to_yaml(recipe, resolve=True))
+    atomic_write_text(directory / PLUGINS, json.dumps(plugin_rows(), indent=2))
+    from vtgcore import __version__
+
+    manifest = {"format": "vtgcore-checkpoint-1", "vtgcore": __version__, "tensors": len(state),
+                "parameters": int(sum(t.numel() for t in state.values())), **(extra or {})}
+    atomic_write_text(directory / MANIFEST, json.dumps(manifest, indent=2))
+    return directory
+
+
+def load_checkpoint(model: torch.nn.Module, directory: str | Path) -> dict[str, Any]:
+    """Load a checkpoint's weights into ``model`` (built from the same recipe).
+
+    Every tensor in the file must exist in the model with the same shape; tensors the model has and
+    the file lacks keep their built values (they were frozen when saved).
+
+    Returns:
+        The manifest.
+
+    Raises:
+        VTGError: the folder or weights file is missing, not safetensors, or does not match.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    weights = directory / WEIGHTS if directory.is_dir() else directory
+    if not weights.is_file():
+        raise VTGError(f"{weights}: checkpoint weights not found")
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise VTGError(f"{weights}: not a safetensors file ({exc})") from None
+    own = dict(model.named_parameters())
+    own.update(dict(model.named_buffers()))
+    unknown = sorted(set(state) - set(own))
+    if unknown:
+        raise VTGError(f"{weights}: {len(unknown)} tensor(s) not in the model, e.g. {unknown[0]!r}; "
+                       "was it saved from another recipe?")
+    bad = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in state.items() if v.shape != own[k].shape]
+    if bad:
+        k, got, want = bad[0]
+        raise VTGError(f"{weights}: shape mismatch for {k!r}: file {got}, model {want} ({len(bad)} mismatched)")
+    with torch.no_grad():
+        for key, value in state.items():
+            own[key].copy_(value.to(own[key].dtype))
+    manifest_path = directory / MANIFEST if directory.is_dir() else weights.parent / MANIFEST
+    return json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}

@@ -1,0 +1,249 @@
+"""Hooks: trainable-parameter table, schedules stepped per optimizer step, safetensors checkpoints
+with exact resume, and the report of skipped samples."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+
+from vtgcore.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from vtgcore.data.dataset import SkipLog
+from vtgcore.errors import VTGError
+from vtgcore.mm.registry import HOOKS
+
+PARTS = ("encoder", "time_embedding", "compressor", "projector", "llm")
+
+
+def _vtg(runner: Any) -> Any:
+    model = runner.model
+    return getattr(model, "module", model)
+
+
+def trainable_table(model: Any) -> str:
+    """A table of parameters and trainable parameters per component of a ``VTGModel``."""
+    rows = []
+    for part in PARTS:
+        params = list(getattr(model.vtg, part).parameters())
+        total = sum(p.numel() for p in params)
+        trainable = sum(p.numel() for p in params if p.requires_grad)
+        rows.append((part, total, trainable))
+    rows.append(("total", sum(r[1] for r in rows), sum(r[2] for r in rows)))
+    lines = [f"{'module':<16}{'parameters':>14}{'trainable':>14}"]
+    lines += [f"{name:<16}{total:>14,}{trainable:>14,}" for name, total, trainable in rows]
+    return "\n".join(lines)
+
+
+@HOOKS.register_module()
+class TrainableTableHook(Hook):
+    """Prints the trainable-parameter table at the start of training."""
+
+    priority = "VERY_HIGH"
+
+    def before_train(self, runner: Any) -> None:
+        print_log("trainable parameters per module:\n" + trainable_table(_vtg(runner)), logger="current")
+
+
+@HOOKS.register_module()
+class OptimStepParamSchedulerHook(Hook):
+    """Steps iteration-based schedules once per optimizer step, so gradient accumulation does not
+    make warmup and decay run ``accumulative_counts`` times too fast."""
+
+    priority = "LOW"
+
+    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        counts = getattr(runner.optim_wrapper, "_accumulative_counts", 1)
+        inner = getattr(runner.optim_wrapper, "_inner_count", runner.iter + 1)
+        at_end = runner.iter + 1 >= runner.max_iters
+        if inner % counts != 0 and not at_end:
+            return
+        schedulers = runner.param_schedulers or []
+        groups = schedulers.values() if isinstance(schedulers, dict) else [schedulers]
+        for group in groups:
+            for scheduler in group:
+                if not scheduler.by_epoch:
+                    scheduler.step()
+
+    def after_train_epoch(self, runner: Any) -> None:
+        schedulers = runner.param_schedulers or []
+        groups = schedulers.values() if isinstance(schedulers, dict) else [schedulers]
+        for group in groups:
+            for scheduler in group:
+                if scheduler.by_epoch:
+                    scheduler.step()
+
+
+@HOOKS.register_module()
+class SkipReportHook(Hook):
+    """Counts samples left out because their video could not be read and reports them at the end."""
+
+    def __init__(self) -> None:
+        self.log = SkipLog()
+
+    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        if isinstance(data_batch, dict):
+            self.log.update(data_batch)
+
+    def after_train(self, runner: Any) -> None:
+        report = self.log.report()
+        if report:
+            print_log(report, logger="current", level=30)
+            atomic_write_text(Path(runner.work_dir) / "skipped.txt", report + "\n")
+
+
+# ------------------------------------------------------------------------------------------------
+# Checkpoints: trainable weights, optimizer, schedulers and RNG, without pickle
+
+
+def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors: dict[str, torch.Tensor] = {}
+    meta: dict[str, Any] = {"param_groups": state["param_groups"], "state": {}}
+    for pid, values in state["state"].items():
+        entry = {}
+        for key, value in values.items():
+            if torch.is_tensor(value):
+                tensors[f"{pid}.{key}"] = value.detach().contiguous().cpu()
+                entry[key] = {"tensor": f"{pid}.{key}"}
+            else:
+                entry[key] = value
+        meta["state"][str(pid)] = entry
+    return tensors, meta
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    state = {}
+    for pid, values in meta["state"].items():
+        state[int(pid)] = {k: tensors[v["tensor"]] if isinstance(v, dict) and "tensor" in v else v
+                           for k, v in values.items()}
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def _rng_state() -> tuple[dict[str, torch.Tensor], dict]:
+    tensors = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"cuda{i}"] = s
+    py = random.getstate()
+    np_state = np.random.get_state()
+    meta = {"python": [py[0], list(py[1]), py[2]],
+            "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])]}
+    return tensors, meta
+
+
+def _set_rng_state(tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    torch.set_rng_state(tensors["torch"])
+    if torch.cuda.is_available():
+        states = [tensors[k] for k in sorted(k for k in tensors if k.startswith("cuda"))]
+        if states:
+            torch.cuda.set_rng_state_all(states)
+    py = meta["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = meta["numpy"]
+    np.random.set_state((n[0], np.array(n[1], dtype=np.uint32), n[2], n[3], n[4]))
+
+
+@HOOKS.register_module()
+class VTGCheckpointHook(Hook):
+    """Saves ``checkpoints/iter_<n>/`` folders (safetensors + JSON) and resumes from the last one.
+
+    A folder holds the trainable weights, the resolved recipe and plugin versions
+    (:func:`vtgcore.checkpoint.save_checkpoint`), the optimizer state, every scheduler's state, the
+    RNG states and the loop position. ``checkpoints/last`` names the newest complete folder and is
+    written last, so a crash during a save leaves the previous checkpoint in use.
+
+    Args:
+        interval: save every ``interval`` iterations (and at the end of training).
+        max_keep: complete checkpoints kept (older ones are deleted).
+        resume: ``False``, ``True``/``"auto"`` (the last complete checkpoint, if any) or a folder.
+    """
+
+    priority = "VERY_LOW"
+
+    def __init__(self, interval: int = 500, max_keep: int = 2, resume: bool | str = False) -> None:
+        self.interval = interval
+        self.max_keep = max_keep
+        self.resume = resume
+
+    @staticmethod
+    def folder(work_dir: str | Path) -> Path:
+        """The checkpoints folder of a work dir."""
+        return Path(work_dir) / "checkpoints"
+
+    @classmethod
+    def last(cls, work_dir: str | Path) -> Optional[Path]:
+        """The newest complete checkpoint of a work dir, or None."""
+        pointer = cls.folder(work_dir) / "last"
+        if not pointer.is_file():
+            return None
+        path = cls.folder(work_dir) / pointer.read_text().strip()
+        return path if (path / "loop.json").is_file() else None
+
+    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        if self.every_n_train_iters(runner, self.interval) or self.is_last_train_iter(runner):
+            self.save(runner)
+
+    def save(self, runner: Any) -> Path:
+        """Write a checkpoint of the current state."""
+        from safetensors.torch import save
+
+        model = _vtg(runner)
+        step = runner.iter + 1
+        path = self.folder(runner.work_dir) / f"iter_{step}"
+        save_checkpoint(model, path, recipe=getattr(model, "recipe", None), extra={"iter": step, "epoch": runner.epoch})
+        from vtgcore.checkpoint import atomic_write_bytes
+
+        tensors, meta = _flatten_optimizer(runner.optim_wrapper.state_dict())
+        atomic_write_bytes(path / "optimizer.safetensors", save(tensors))
+        atomic_write_text(path / "optimizer.json", json.dumps(meta))
+        schedulers = runner.param_schedulers or []
+        groups = list(schedulers.values()) if isinstance(schedulers, dict) else [schedulers]
+        atomic_write_text(path / "schedulers.json", json.dumps([[s.state_dict() for s in g] for g in groups]))
+        rng_tensors, rng_meta = _rng_state()
+        atomic_write_bytes(path / "rng.safetensors", save(rng_tensors))
+        atomic_write_text(path / "rng.json", json.dumps(rng_meta))
+        atomic_write_text(path / "loop.json", json.dumps({"iter": step, "epoch": runner.epoch}))
+        atomic_write_text(self.folder(runner.work_dir) / "last", path.name + "\n")
+        self._prune(runner.work_dir, keep=path)
+        return path
+
+    def _prune(self, work_dir: str | Path, keep: Path) -> None:
+        folders = sorted((p for p in self.folder(work_dir).glob("iter_*") if p.is_dir() and p != keep),
+                         key=lambda p: int(p.name.split("_")[1]))
+        for old in folders[: max(0, len(folders) - (self.max_keep - 1))]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def before_train(self, runner: Any) -> None:
+        if not self.resume:
+            return
+        path = self.last(runner.work_dir) if self.resume in (True, "auto") else Path(self.resume)
+        if path is None:
+            print_log("resume: no complete checkpoint yet, starting from scratch", logger="current")
+            return
+        self.load(runner, path)
+
+    def load(self, runner: Any, path: Path) -> None:
+        """Restore model, optimizer, schedulers, RNG and loop position from ``path``."""
+        from safetensors.torch import load_file
+
+        if not (path / "loop.json").is_file():
+            raise VTGError(f"{path}: not a complete training checkpoint (no loop.json)")
+        load_checkpoint(_vtg(runner), path)
+        meta = json.loads((path / "optimizer.json").read_text())
+        runner.optim_wrapper.load_state_dict(_unflatten_optimizer(load_file(str(path / "optimizer.safetensors")), meta))
+        schedulers = runner.param_schedulers or []
+        groups = list(schedulers.values()) if isinstance(schedulers, dict) else [schedulers]
+        for group, states in zip(groups, json.loads((path / "schedulers.json").read_text())):
+            for scheduler, state in zip(group, states):
+                scheduler.load_state_dict(state)
+        _set_rng_state(load_file(str(path / "rng.safetensors")), json.loads((path / "rng.json").read_text()))
+        loop = json.loads((path / "loop.json").read_text())
+        runner.train_loop._iter = loop["iter"]
+        runner.train_loop._epoch = loop["epoch"]
+        print_log(f"resumed from {path} at iteration {loop['iter']}", logger="current")

@@ -1,0 +1,116 @@
+"""``VTGModel``: the mmengine ``BaseModel`` around :class:`vtgcore.model.VideoLLM`, and its data
+preprocessor, which tokenizes with the model's processor and moves batches to the device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import torch
+from mmengine.model import BaseDataPreprocessor, BaseModel
+from omegaconf import DictConfig
+
+from vtgcore.mm.registry import MODELS
+
+
+@MODELS.register_module()
+class VideoDataPreprocessor(BaseDataPreprocessor):
+    """Turns a collated batch (:class:`vtgcore.data.dataset.VideoCollator` without a processor) into
+    model inputs: training batches get answers and labels, evaluation batches generation prompts.
+
+    The processor is attached by :class:`VTGModel` after the model is built.
+    """
+
+    def __init__(self, non_blocking: bool = False) -> None:
+        super().__init__(non_blocking)
+        self.processor: Any = None
+
+    def forward(self, data: dict, training: bool = False) -> dict:
+        """Tokenize and move to the device.
+
+        Shape:
+            data["frames"]: (B, T, 3, H, W) -> inputs (B, T, 3, H, W) on the device;
+            data_samples carry timestamps, frame_mask (B, T) and input_ids, attention_mask, labels (B, S)
+        """
+        samples = {k: v for k, v in data.items() if k != "frames"}
+        frames = data["frames"]
+        if frames.numel() and self.processor is not None:
+            real = [ts[mask].tolist() for ts, mask in zip(data["timestamps"], data["frame_mask"])]
+            samples.update(self.processor(data["turns"], real, add_generation_prompt=not training,
+                                          num_frames=frames.shape[1]))
+        return {"inputs": self.cast_data(frames), "data_samples": self.cast_data(samples)}
+
+
+@MODELS.register_module()
+class VTGModel(BaseModel):
+    """mmengine wrapper: ``forward(inputs, data_samples, mode)`` with ``loss``, ``predict``, ``tensor``.
+
+    Args:
+        recipe: a recipe (path or loaded) to build the :class:`VideoLLM` from.
+        overrides: command-line style overrides applied to a recipe path.
+        data_preprocessor: preprocessor config or module (default :class:`VideoDataPreprocessor`).
+        generation: :class:`vtgcore.eval.generate.GenerationConfig` fields for ``predict``.
+        legacy_parser: parse predictions with the original regex parsers.
+        init_cfg: mmengine init config (unused; weights come from plugins and checkpoints).
+    """
+
+    def __init__(self, recipe: str | Path | DictConfig, overrides: Sequence[str] = (),
+                 data_preprocessor: Optional[dict | BaseDataPreprocessor] = None,
+                 generation: Optional[dict] = None, legacy_parser: bool = False,
+                 init_cfg: Optional[dict] = None) -> None:
+        from vtgcore.build import build_model
+        from vtgcore.config.loader import load_recipe
+        from vtgcore.eval.generate import GenerationConfig
+
+        super().__init__(data_preprocessor=data_preprocessor or VideoDataPreprocessor(), init_cfg=init_cfg)
+        if not isinstance(recipe, DictConfig):
+            recipe = load_recipe(recipe, list(overrides))
+        self.recipe = recipe
+        self.vtg, self.processor = build_model(recipe)
+        self.data_preprocessor.processor = self.processor
+        self.generation = GenerationConfig(**(generation or {}))
+        self.legacy_parser = legacy_parser
+
+    def forward(self, inputs: torch.Tensor, data_samples: dict, mode: str = "tensor") -> Any:
+        """Run in one of mmengine's three modes.
+
+        Returns:
+            ``loss``: a dict of losses (``loss_lm`` plus auxiliary losses); ``predict``: one dict
+            per video (``task``, ``id``, ``pred``, ``gt``, ``text``, ``parsed_ok``); ``tensor``:
+            the logits.
+
+        Shape:
+            inputs: (B, T, 3, H, W); data_samples["input_ids"]: (B, S) -> logits (B, S, V)
+        """
+        if mode == "loss":
+            if inputs.numel() == 0:  # every video of the batch was skipped
+                zero = sum(p.sum() * 0 for p in self.parameters() if p.requires_grad)
+                return {"loss_lm": zero}
+            out = self.vtg(inputs, data_samples["timestamps"], data_samples["input_ids"],
+                           data_samples["attention_mask"], data_samples["labels"],
+                           frame_mask=data_samples["frame_mask"])
+            return {"loss_lm": out.lm_loss, **out.aux_losses}
+        if mode == "predict":
+            return self.predict(inputs, data_samples)
+        if mode == "tensor":
+            return self.vtg(inputs, data_samples["timestamps"], data_samples["input_ids"],
+                            data_samples["attention_mask"], frame_mask=data_samples["frame_mask"]).logits
+        raise RuntimeError(f"invalid mode {mode!r}; use 'loss', 'predict' or 'tensor'")
+
+    @torch.no_grad()
+    def predict(self, inputs: torch.Tensor, data_samples: dict) -> list[dict[str, Any]]:
+        """Generate, decode times by id and parse with the task parser of each item."""
+        from vtgcore.eval.generate import generate_batch
+        from vtgcore.eval.parsers import parse
+
+        if inputs.numel() == 0:
+            return []
+        batch = {"frames": inputs, **data_samples}
+        outputs = generate_batch(self.vtg, batch, self.generation)
+        results = []
+        for item, out, duration in zip(data_samples["items"], outputs, data_samples["duration"].tolist()):
+            task = getattr(item, "task", "mr")
+            parsed = parse(task, out["text"], duration=item.duration or duration, legacy=self.legacy_parser)
+            results.append({"task": task, "id": item.id, "pred": parsed.value if parsed.ok else None,
+                            "parsed_ok": parsed.ok, "gt": item, "text": out["text"]})
+        return results

@@ -1,0 +1,172 @@
+"""Build an mmengine ``Runner`` from a recipe (vtgcore builds the objects, mmengine runs them)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+
+from vtgcore.errors import RecipeError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+DEFAULT_OPTIM = {
+    "type": "OptimWrapper",
+    "optimizer": {"type": "AdamW", "lr": 1e-4, "weight_decay": 0.05, "betas": [0.9, 0.999]},
+    "clip_grad": {"max_norm": 1.0},
+    # as the original: no weight decay on biases, norms and other 1-d parameters
+    "paramwise_cfg": {"bias_decay_mult": 0.0, "norm_decay_mult": 0.0, "flat_decay_mult": 0.0},
+}
+
+
+def bf16_supported() -> bool:
+    """Whether the current accelerator runs bf16 autocast (CUDA with bf16, or an Ascend NPU)."""
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        from mmengine.device import is_npu_available
+
+        return is_npu_available()
+    except ImportError:
+        return False
+
+
+def optim_wrapper_cfg(runner_cfg: dict[str, Any]) -> dict[str, Any]:
+    """The optimizer wrapper config: defaults, the recipe's ``optim_wrapper``, ``precision`` and
+    ``accumulate`` (gradient accumulation steps; mmengine scales the loss by 1/accumulate)."""
+    cfg = copy.deepcopy(DEFAULT_OPTIM)
+    user = runner_cfg.pop("optim_wrapper", {}) or {}
+    cfg["optimizer"].update(user.pop("optimizer", {}) or {})
+    cfg["paramwise_cfg"].update(user.pop("paramwise_cfg", {}) or {})
+    cfg.update(user)
+    precision = runner_cfg.pop("precision", "auto")
+    if precision not in PRECISIONS:
+        raise RecipeError(f"runner.precision is {precision!r}; allowed: {', '.join(PRECISIONS)}")
+    if precision == "bf16" or (precision == "auto" and bf16_supported()):
+        cfg.update(type="AmpOptimWrapper", dtype="bfloat16")
+    elif precision == "fp16":
+        cfg.update(type="AmpOptimWrapper", dtype="float16")
+    accumulate = int(runner_cfg.pop("accumulate", 1))
+    if accumulate > 1:
+        cfg["accumulative_counts"] = accumulate
+    return cfg
+
+
+def default_schedule(train_cfg: dict[str, Any], warmup: int) -> list[dict[str, Any]]:
+    """Linear warmup for ``warmup`` iterations, then cosine decay to the end (iteration based)."""
+    total = int(train_cfg.get("max_iters", 1000))
+    warmup = max(0, min(warmup, total - 1))
+    schedule: list[dict[str, Any]] = []
+    if warmup:
+        schedule.append({"type": "LinearLR", "start_factor": 1e-3, "by_epoch": False, "begin": 0, "end": warmup})
+    schedule.append({"type": "CosineAnnealingLR", "by_epoch": False, "begin": warmup, "end": total,
+                     "T_max": total - warmup, "eta_min_ratio": 0.01})
+    return schedule
+
+
+def feature_cache(vtg: Any, recipe: DictConfig) -> Any:
+    """The recipe's feature cache (``data.feature_cache``) for a VideoLLM's frozen encoder, or None."""
+    if not recipe.data.feature_cache:
+        return None
+    from vtgcore.data.feature_cache import FeatureCache
+
+    enc = vtg.encoder
+    spec = OmegaConf.to_container(recipe.model.encoder, resolve=True)
+    return FeatureCache(recipe.data.feature_cache, enc, {"name": spec["name"], "params": spec["params"]},
+                        image_size=enc.image_size, mean=enc.mean, std=enc.std, reader=recipe.data.reader)
+
+
+def train_loader(model: Any, recipe: DictConfig, video_root: Optional[str]) -> DataLoader:
+    """The training data loader of a recipe (``data.train``: annotation, batch_size, num_workers,
+    skip_broken, crop, sources)."""
+    from vtgcore.mm.datasets import EpochIndexSampler, VTGInstructDataset, vtg_collate
+
+    data = recipe.data
+    train = OmegaConf.to_container(data.train, resolve=True)
+    if "annotation" not in train:
+        raise RecipeError("data.train.annotation is not set: name the VTG-IT training file")
+    enc = model.vtg.encoder
+    dataset = VTGInstructDataset(
+        annotation=train["annotation"], video_root=video_root or data.video_root, num_frames=data.num_frames,
+        sampling=data.train_sampling, reader=data.reader, image_size=enc.image_size,
+        resize=train.get("resize", "squash"), crop=train.get("crop", False), mean=enc.mean, std=enc.std,
+        skip_broken=train.get("skip_broken", False), seed=recipe.seed, sources=train.get("sources"))
+    cache = feature_cache(model.vtg, recipe)
+    if cache is not None:
+        if train.get("crop", False):
+            raise RecipeError("data.train.crop changes pixels per sample; it cannot be used with data.feature_cache")
+        from vtgcore.data.formats import resolve_video
+
+        cache.fill([resolve_video(i.video, dataset.video_root) for i in dataset.items], progress=_log_progress("feature cache"))
+        dataset.feature_cache = cache
+    workers = int(train.get("num_workers", 0))
+    return DataLoader(dataset, batch_size=int(train.get("batch_size", 8)), num_workers=workers,
+                      sampler=EpochIndexSampler(dataset, shuffle=True, seed=recipe.seed), collate_fn=vtg_collate,
+                      persistent_workers=False, pin_memory=torch.cuda.is_available())
+
+
+def _log_progress(what: str):
+    from mmengine.logging import print_log
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % max(1, total // 10) == 0:
+            print_log(f"{what}: {done}/{total} videos", logger="current")
+
+    return progress
+
+
+def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher: str = "none",
+                 resume: bool | str = False, load_from: Optional[str] = None,
+                 video_root: Optional[str] = None) -> Any:
+    """Build the mmengine ``Runner`` for ``vtg train``.
+
+    Args:
+        recipe: a loaded recipe.
+        work_dir: overrides ``recipe.work_dir``.
+        launcher: ``none``, ``pytorch`` (torchrun), ``slurm`` or ``mpi``.
+        resume: resume from the last complete checkpoint of the work dir (or a given folder).
+        load_from: a vtgcore checkpoint whose weights start the run (fine-tuning).
+        video_root: overrides ``data.video_root``.
+    """
+    import vtgcore.mm  # noqa: F401  (registers everything)
+    from mmengine.runner import Runner
+
+    from vtgcore.checkpoint import load_checkpoint
+    from vtgcore.mm.model import VTGModel
+
+    work_dir = work_dir or recipe.work_dir
+    runner_cfg: dict[str, Any] = OmegaConf.to_container(recipe.runner, resolve=True)
+    train_cfg = {"type": "IterBasedTrainLoop", "max_iters": 1000, "val_interval": 10**9}
+    train_cfg.update(runner_cfg.pop("train_cfg", {}) or {})
+    warmup = int(runner_cfg.pop("warmup_iters", 0))
+    checkpoint_interval = int(runner_cfg.pop("checkpoint_interval", max(1, int(train_cfg["max_iters"]))))
+    log_interval = int(runner_cfg.pop("log_interval", 10))
+    optim = optim_wrapper_cfg(runner_cfg)
+    schedule = runner_cfg.pop("param_scheduler", None) or default_schedule(train_cfg, warmup)
+
+    model = VTGModel(recipe)
+    if load_from:
+        load_checkpoint(model.vtg, load_from)
+    default_hooks = {
+        "timer": {"type": "IterTimerHook"},
+        "logger": {"type": "LoggerHook", "interval": log_interval},
+        "param_scheduler": {"type": "OptimStepParamSchedulerHook"},
+        "checkpoint": {"type": "VTGCheckpointHook", "interval": checkpoint_interval, "resume": resume},
+        "sampler_seed": {"type": "DistSamplerSeedHook"},
+    }
+    default_hooks.update(runner_cfg.pop("default_hooks", {}) or {})
+    custom_hooks = [{"type": "TrainableTableHook"}, {"type": "SkipReportHook"}] + (runner_cfg.pop("custom_hooks", []) or [])
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    env_cfg = {"cudnn_benchmark": False, "dist_cfg": {"backend": backend}}
+    env_cfg.update(runner_cfg.pop("env_cfg", {}) or {})
+    Path(work_dir).mkdir(parents=True, exist_ok=True)
+    return Runner(
+        model=model, work_dir=work_dir, experiment_name=recipe.experiment_name,
+        train_dataloader=train_loader(model, recipe, video_root), train_cfg=train_cfg,
+        optim_wrapper=optim, param_scheduler=schedule, default_hooks=default_hooks, custom_hooks=custom_hooks,
+        launcher=launcher, env_cfg=env_cfg, randomness={"seed": recipe.seed, "deterministic": False},
+        default_scope="vtgcore", log_processor={"window_size": log_interval}, **runner_cfg)
