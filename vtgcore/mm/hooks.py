@@ -186,7 +186,9 @@ class VTGCheckpointHook(Hook):
         return path if (path / "loop.json").is_file() else None
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
-        if self.every_n_train_iters(runner, self.interval) or self.is_last_train_iter(runner):
+        from mmengine.dist import is_main_process
+
+        if (self.every_n_train_iters(runner, self.interval) or self.is_last_train_iter(runner)) and is_main_process():
             self.save(runner)
 
     def save(self, runner: Any) -> Path:
@@ -196,7 +198,7 @@ class VTGCheckpointHook(Hook):
         model = _vtg(runner)
         step = runner.iter + 1
         path = self.folder(runner.work_dir) / f"iter_{step}"
-        save_checkpoint(model, path, recipe=getattr(model, "recipe", None), extra={"iter": step, "epoch": runner.epoch})
+        save_checkpoint(model.vtg, path, recipe=getattr(model, "recipe", None), extra={"iter": step, "epoch": runner.epoch})
         from vtgcore.checkpoint import atomic_write_bytes
 
         tensors, meta = _flatten_optimizer(runner.optim_wrapper.state_dict())
@@ -234,7 +236,7 @@ class VTGCheckpointHook(Hook):
 
         if not (path / "loop.json").is_file():
             raise VTGError(f"{path}: not a complete training checkpoint (no loop.json)")
-        load_checkpoint(_vtg(runner), path)
+        load_checkpoint(_vtg(runner).vtg, path)
         meta = json.loads((path / "optimizer.json").read_text())
         runner.optim_wrapper.load_state_dict(_unflatten_optimizer(load_file(str(path / "optimizer.safetensors")), meta))
         schedulers = runner.param_schedulers or []

@@ -56,9 +56,13 @@ def optim_wrapper_cfg(runner_cfg: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
-def default_schedule(train_cfg: dict[str, Any], warmup: int) -> list[dict[str, Any]]:
-    """Linear warmup for ``warmup`` iterations, then cosine decay to the end (iteration based)."""
-    total = int(train_cfg.get("max_iters", 1000))
+def default_schedule(train_cfg: dict[str, Any], warmup: int, accumulate: int = 1) -> list[dict[str, Any]]:
+    """Linear warmup for ``warmup`` optimizer steps, then cosine decay to the last step.
+
+    Schedules step once per optimizer step (:class:`~vtgcore.mm.hooks.OptimStepParamSchedulerHook`),
+    so their length is ``max_iters / accumulate``.
+    """
+    total = max(1, int(train_cfg.get("max_iters", 1000)) // max(1, accumulate))
     warmup = max(0, min(warmup, total - 1))
     schedule: list[dict[str, Any]] = []
     if warmup:
@@ -109,6 +113,19 @@ def train_loader(model: Any, recipe: DictConfig, video_root: Optional[str]) -> D
                       persistent_workers=False, pin_memory=torch.cuda.is_available())
 
 
+def _init_cpu_process_group() -> None:
+    """Start the gloo process group under torchrun on a machine without CUDA.
+
+    mmengine's own initialisation calls ``torch.cuda.set_device`` unless it finds an NPU, MLU or
+    MUSA, which fails on CPU-only hosts; the Runner skips it when a group already exists.
+    """
+    import torch.distributed as dist
+    from mmengine.device import is_npu_available
+
+    if dist.is_available() and not dist.is_initialized() and not is_npu_available():
+        dist.init_process_group(backend="gloo")
+
+
 def _log_progress(what: str):
     from mmengine.logging import print_log
 
@@ -139,6 +156,8 @@ def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher
     from vtgcore.mm.model import VTGModel
 
     work_dir = work_dir or recipe.work_dir
+    if launcher == "pytorch" and not torch.cuda.is_available():
+        _init_cpu_process_group()
     runner_cfg: dict[str, Any] = OmegaConf.to_container(recipe.runner, resolve=True)
     train_cfg = {"type": "IterBasedTrainLoop", "max_iters": 1000, "val_interval": 10**9}
     train_cfg.update(runner_cfg.pop("train_cfg", {}) or {})
@@ -146,7 +165,8 @@ def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher
     checkpoint_interval = int(runner_cfg.pop("checkpoint_interval", max(1, int(train_cfg["max_iters"]))))
     log_interval = int(runner_cfg.pop("log_interval", 10))
     optim = optim_wrapper_cfg(runner_cfg)
-    schedule = runner_cfg.pop("param_scheduler", None) or default_schedule(train_cfg, warmup)
+    schedule = runner_cfg.pop("param_scheduler", None) or default_schedule(
+        train_cfg, warmup, optim.get("accumulative_counts", 1))
 
     model = VTGModel(recipe)
     if load_from:
@@ -163,10 +183,20 @@ def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     env_cfg = {"cudnn_benchmark": False, "dist_cfg": {"backend": backend}}
     env_cfg.update(runner_cfg.pop("env_cfg", {}) or {})
+    wrapper = runner_cfg.pop("model_wrapper_cfg", None)
+    strategy = runner_cfg.pop("strategy", "ddp")
+    if strategy == "fsdp":
+        wrapper = wrapper or {"type": "MMFullyShardedDataParallel"}
+    elif strategy != "ddp":
+        raise RecipeError(f"runner.strategy is {strategy!r}; allowed: ddp, fsdp (DeepSpeed runs through "
+                          "mmengine's FlexibleRunner, not wired yet)")
+    if wrapper is None and launcher != "none" and not torch.cuda.is_available():
+        wrapper = {"type": "MMDistributedDataParallel", "device_ids": None, "broadcast_buffers": False}
     Path(work_dir).mkdir(parents=True, exist_ok=True)
     return Runner(
         model=model, work_dir=work_dir, experiment_name=recipe.experiment_name,
         train_dataloader=train_loader(model, recipe, video_root), train_cfg=train_cfg,
         optim_wrapper=optim, param_scheduler=schedule, default_hooks=default_hooks, custom_hooks=custom_hooks,
         launcher=launcher, env_cfg=env_cfg, randomness={"seed": recipe.seed, "deterministic": False},
-        default_scope="vtgcore", log_processor={"window_size": log_interval}, **runner_cfg)
+        default_scope="vtgcore", log_processor={"window_size": log_interval},
+        cfg={"model_wrapper_cfg": wrapper} if wrapper else None, **runner_cfg)
