@@ -231,6 +231,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from vtgcore.main_job import run
+
+    run_dir = run(args.out, recipe=args.recipe, overrides=args.overrides, seed=args.seed, n_train=args.train,
+                  n_val=args.val)
+    print(run_dir)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vtg", description="vtgcore: video temporal grounding with LLMs")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
@@ -318,6 +327,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N items")
     p.add_argument("--legacy-parser", action="store_true", help="the original regex parsers (parity studies)")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("run", help="the main job: VTG-Synth, train the tiny VTG-LLM, evaluate, compare with a baseline")
+    p.add_argument("overrides", nargs="*", help="recipe overrides: key=value, group=option or ~key")
+    p.add_argument("--recipe", default="recipes/vtgllm/synth_tiny.yaml")
+    p.add_argument("--out", default="work_dirs/main", help="output folder (the run folder is OUT/run)")
+    p.add_argument("--seed", type=int, default=0, help="VTG-Synth seed")
+    p.add_argument("--train", type=int, default=200, help="training videos")
+    p.add_argument("--val", type=int, default=50, help="held-out videos")
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("smoke", help="build a recipe's model and overfit one generated batch (no data needed)")
     p.add_argument("recipe")

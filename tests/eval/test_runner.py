@@ -74,3 +74,49 @@ def test_vtg_metrics_cli_json(tmp_path, capsys):
     (tmp_path / "pred.json").write_text("[1, 2")
     assert cli.main([*args, "--json"]) == 1
     assert "pred.json" in capsys.readouterr().err
+
+
+def test_vtg_metrics_cli_highlights_and_dense_captioning(tmp_path, capsys, monkeypatch):
+    from vtgcore.eval import captioning
+
+    qvh = {"qid": 7, "query": "q", "duration": 8, "vid": "v1", "relevant_clip_ids": [1, 2],
+           "saliency_scores": [[4, 4, 4], [2, 2, 2]], "relevant_windows": [[2, 6]]}
+    (tmp_path / "gt.jsonl").write_text(json.dumps(qvh) + "\n")
+    (tmp_path / "hd.json").write_text(json.dumps([{"qid": 7, "pred_saliency_scores": [0, 3, 1, 0]}]))
+    assert cli.main(["metrics", "highlights", "--pred", str(tmp_path / "hd.json"), "--gt", str(tmp_path / "gt.jsonl"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert list(out)[:6] == ["VeryGood-mAP", "VeryGood-Hit1", "Good-mAP", "Good-Hit1", "Fair-mAP", "Fair-Hit1"]
+    assert out["VeryGood-Hit1"] == 100.0 and out["VeryGood-mAP"] == 100.0  # the top clip is the only >=4 clip
+
+    yc = {"annotations": [{"image_id": "v2.mp4", "segments": [[0, 4], [5, 9]], "pure_cap": "a red circle appears. a blue square moves",
+                           "duration": 10, "id": 0}]}
+    (tmp_path / "yc.json").write_text(json.dumps(yc))
+    (tmp_path / "dvc.json").write_text(json.dumps({"v2.mp4": [{"timestamp": [0, 4], "caption": "a red circle appears."}]}))
+    monkeypatch.setattr(captioning, "java_available", lambda: False)
+    assert cli.main(["metrics", "dense-captioning", "--pred", str(tmp_path / "dvc.json"), "--gt", str(tmp_path / "yc.json"), "--json"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["Precision"] == 100.0 and out["Recall"] == 50.0 and out["METEOR"] is None and out["CIDEr"] is None
+    assert "METEOR unavailable" in captured.err
+
+
+def test_vtg_eval_cli_writes_outputs_and_resumes(synth_dir, tmp_path, capsys):
+    from vtgcore.mm.runner import build_runner
+    from vtgcore.config.loader import load_recipe
+
+    overrides = [f"data.video_root={synth_dir}", "data.num_frames=4", "data.train.batch_size=2",
+                 "model.compressor.params.num_slots=4", "runner.train_cfg.max_iters=2", "runner.checkpoint_interval=2"]
+    recipe = "recipes/vtgllm/synth_tiny.yaml"
+    build_runner(load_recipe(recipe, overrides), work_dir=str(tmp_path / "run")).train()
+    ckpt = tmp_path / "run" / "checkpoints" / "iter_2"
+    args = ["eval", recipe, *overrides, "--checkpoint", str(ckpt), "--task", "mr", "--limit", "3",
+            "--max-new-tokens", "8", "--out", str(tmp_path / "eval")]
+    assert cli.main(args) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1] == str(tmp_path / "eval") and "| moment_retrieval | R1@0.5 |" in "\n".join(lines)
+    summary = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert summary["moment_retrieval"]["count"] == 3
+    cache = tmp_path / "eval" / "moment_retrieval" / "generations.jsonl"
+    before = cache.read_text()
+    assert cli.main(args) == 0  # everything cached: nothing is generated again
+    assert cache.read_text() == before

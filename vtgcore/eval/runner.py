@@ -61,7 +61,8 @@ def _append(handle: Any, row: dict[str, Any]) -> None:
 
 def generate_all(model: Any, processor: Any, items: Sequence[Any], cache: Path, *, frames: FrameConfig,
                  video_root: Optional[str | Path], batch_size: int, generation: GenerationConfig,
-                 num_workers: int = 0, progress: Optional[Callable[[int, int], None]] = None) -> dict[str, dict[str, Any]]:
+                 num_workers: int = 0, progress: Optional[Callable[[int, int], None]] = None,
+                 feature_cache: Any = None) -> dict[str, dict[str, Any]]:
     """Generate an answer for every item not yet in ``cache``; return all rows by item id."""
     done = read_cache(cache)
     todo = [item for item in items if item.id not in done]
@@ -69,7 +70,8 @@ def generate_all(model: Any, processor: Any, items: Sequence[Any], cache: Path, 
     if progress:
         progress(total - len(todo), total)
     if todo:
-        dataset = VideoConversationDataset(todo, frames, video_root=video_root, skip_broken=True)
+        dataset = VideoConversationDataset(todo, frames, video_root=video_root, skip_broken=True,
+                                           feature_cache=feature_cache)
         loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
                             collate_fn=VideoCollator(processor, add_generation_prompt=True))
         model.eval()
@@ -138,7 +140,7 @@ def evaluate_set(model: Any, processor: Any, eval_set: EvalSet, out_dir: str | P
                  video_root: Optional[str | Path] = None, batch_size: int = 8,
                  generation: Optional[GenerationConfig] = None, legacy_parser: bool = False,
                  limit: Optional[int] = None, num_workers: int = 0,
-                 progress: Optional[Callable[[int, int], None]] = None) -> dict[str, Any]:
+                 progress: Optional[Callable[[int, int], None]] = None, feature_cache: Any = None) -> dict[str, Any]:
     """Evaluate one set end to end and write its folder ``out_dir/<task name>``.
 
     Returns:
@@ -153,7 +155,7 @@ def evaluate_set(model: Any, processor: Any, eval_set: EvalSet, out_dir: str | P
     folder = Path(out_dir) / TASK_NAMES[eval_set.task]
     rows = generate_all(model, processor, items, folder / "generations.jsonl", frames=frames,
                         video_root=video_root, batch_size=batch_size, generation=generation,
-                        num_workers=num_workers, progress=progress)
+                        num_workers=num_workers, progress=progress, feature_cache=feature_cache)
     metrics, predictions = score(eval_set.task, items, rows, legacy_parser=legacy_parser)
     atomic_write_text(folder / "predictions.json", json.dumps(predictions, indent=1, ensure_ascii=False))
     record = {"task": eval_set.task, "annotation": str(eval_set.annotation), "items": len(items),
