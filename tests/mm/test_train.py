@@ -177,3 +177,15 @@ def test_two_processes_gloo_end_with_identical_weights(synth_dir, tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     d0, d1 = (tmp_path / "rank0.digest").read_text(), (tmp_path / "rank1.digest").read_text()
     assert d0 == d1
+
+
+def test_load_from_starts_from_checkpoint_weights(synth_dir, tmp_path):
+    from vtgcore.mm.runner import build_runner
+
+    first = train(recipe(synth_dir, "runner.train_cfg.max_iters=2"), tmp_path / "a")
+    ckpt = tmp_path / "a" / "checkpoints" / "iter_2"
+    second = build_runner(recipe(synth_dir), work_dir=str(tmp_path / "b"), load_from=str(ckpt))
+    for name, value in trainable(first).items():
+        torch.testing.assert_close(dict(second.model.vtg.named_parameters())[name], value, rtol=0, atol=0)
+    with pytest.raises(Exception, match="not a safetensors file|not found"):
+        build_runner(recipe(synth_dir), work_dir=str(tmp_path / "c"), load_from=str(tmp_path / "nothing"))
