@@ -52,14 +52,25 @@ def constant_window(items: Sequence[Any], video_root: Path) -> tuple[float, floa
     return statistics.mean(starts), statistics.mean(ends)
 
 
+def fill_durations(items: Sequence[Any], video_root: Path) -> None:
+    """Set ``duration`` from the video where the annotation has none (Charades-STA files)."""
+    from vtgcore.data.formats import resolve_video
+    from vtgcore.data.video import get_reader
+
+    reader = get_reader("pyav")
+    for item in items:
+        if not item.duration:
+            item.duration = reader.probe(resolve_video(item.video, video_root)).duration
+
+
 def baseline_metrics(window: tuple[float, float], val: dict[str, list[Any]]) -> dict[str, dict[str, Any]]:
-    """Metrics of predicting the same relative window for every query and video."""
+    """Metrics of predicting the same relative window for every query and video (items need durations)."""
     from vtgcore.eval import metrics as M
 
     fs, fe = window
     out: dict[str, dict[str, Any]] = {}
     if "mr" in val:
-        preds = {i.id: [(fs * i.duration, fe * i.duration)] if i.duration else [] for i in val["mr"]}
+        preds = {i.id: [(fs * i.duration, fe * i.duration)] for i in val["mr"]}
         out["moment_retrieval"] = _select(M.grounding_metrics(preds, {i.id: i.windows[0] for i in val["mr"]}),
                                           "moment_retrieval")
     if "hd" in val:
@@ -131,6 +142,8 @@ def run(out_dir: str | Path = "work_dirs/main", *, recipe: str | Path = "recipes
         results[TASKS[task]] = _select(metrics, TASKS[task])
     log("[4/4] constant-window baseline")
     window = constant_window(load_vtg_it(rec.data.train.annotation), synth)
+    for items in val_items.values():
+        fill_durations(items, synth)
     baselines = baseline_metrics(window, val_items)
     summary = {**results, "baselines": baselines,
                "baseline_window": {"start_fraction": window[0], "end_fraction": window[1]},

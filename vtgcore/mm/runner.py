@@ -198,5 +198,5 @@ def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher
         train_dataloader=train_loader(model, recipe, video_root), train_cfg=train_cfg,
         optim_wrapper=optim, param_scheduler=schedule, default_hooks=default_hooks, custom_hooks=custom_hooks,
         launcher=launcher, env_cfg=env_cfg, randomness={"seed": recipe.seed, "deterministic": False},
-        default_scope="vtgcore", log_processor={"window_size": log_interval},
+        default_scope="vtgcore", log_processor={"window_size": log_interval, "by_epoch": False},
         cfg={"model_wrapper_cfg": wrapper} if wrapper else None, **runner_cfg)

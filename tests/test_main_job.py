@@ -1,0 +1,28 @@
+"""`vtg run` (make run) end to end at toy size: the run folder and metrics.json layout."""
+
+import json
+
+import pytest
+
+from vtgcore import cli
+from vtgcore.main_job import KEYS
+
+
+@pytest.mark.slow
+def test_main_job_layout(tmp_path, capsys):
+    out = tmp_path / "main"
+    args = ["run", "--out", str(out), "--train", "4", "--val", "2", "data.num_frames=4",
+            "model.compressor.params.num_slots=4", "runner.train_cfg.max_iters=3", "runner.warmup_iters=1"]
+    assert cli.main(args) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    run_dir = out / "run"
+    assert lines[-1] == str(run_dir)
+    assert any(line.startswith("moment retrieval R1@0.5: model") for line in lines)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for task, keys in KEYS.items():
+        assert set(keys) <= set(metrics[task]) and set(keys) <= set(metrics["baselines"][task])
+    assert all(0.0 <= metrics["baselines"]["moment_retrieval"][k] <= 100.0 for k in KEYS["moment_retrieval"])
+    assert (run_dir / "checkpoints" / "iter_3" / "model.safetensors").is_file()
+    assert (run_dir / "checkpoints" / "iter_3" / "recipe.yaml").is_file()
+    assert (run_dir / "eval" / "moment_retrieval" / "predictions.json").is_file()
+    assert list(run_dir.glob("*/*.log")), "the mmengine log is kept in the run folder"
