@@ -9,8 +9,6 @@ version) and ``manifest.json``. Loading never unpickles anything.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -18,31 +16,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from vtgcore.errors import VTGError
+from vtgcore.fileio import atomic_write_bytes, atomic_write_text
 
 WEIGHTS = "model.safetensors"
 RECIPE = "recipe.yaml"
 PLUGINS = "plugins.json"
 MANIFEST = "manifest.json"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file, fsync and rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """:func:`atomic_write_bytes` for UTF-8 text."""
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -196,7 +196,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from vtgcore.config.loader import load_recipe
     from vtgcore.data.dataset import FrameConfig
     from vtgcore.eval.generate import GenerationConfig
-    from vtgcore.checkpoint import atomic_write_text
+    from vtgcore.fileio import atomic_write_text
     from vtgcore.eval.runner import TASK_NAMES, EvalSet, evaluate_set, markdown_table
 
     recipe = load_recipe(args.recipe, args.overrides)

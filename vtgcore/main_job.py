@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from vtgcore.checkpoint import atomic_write_text
+from vtgcore.fileio import atomic_write_text
 
 KEYS = {
     "moment_retrieval": ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU"),

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -31,6 +30,7 @@ from vtgcore.data.formats import (
 )
 from vtgcore.data.prompts import DEFAULT_VERSION, dvc_answer, hd_answer, mr_answer, train_prompt
 from vtgcore.errors import AnnotationError, VTGError
+from vtgcore.fileio import atomic_write_text
 
 __all__ = ["SOURCES", "convert", "write_json_atomic"]
 
@@ -90,18 +90,7 @@ def write_json_atomic(data: object, out: Path) -> None:
 
     The text is deterministic: fixed key order, ``ensure_ascii=False``, ``indent=1``, a final newline.
     """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(data, ensure_ascii=False, indent=1) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(out, json.dumps(data, ensure_ascii=False, indent=1) + "\n")
 
 
 def convert(source: str, src: Path | Sequence[Path], out: Path, *, seed: int = 0,

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Optional
 
 import torch
 
-from vtgcore.checkpoint import atomic_write_bytes
+from vtgcore.fileio import atomic_write_bytes
 from vtgcore.errors import VTGError
 
 FORMAT = "vtgcore-features-1"

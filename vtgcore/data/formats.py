@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from vtgcore.errors import AnnotationError, VTGError
+from vtgcore.fileio import read_text
 from vtgcore.processor import TIME_MARK, time_mark
 from vtgcore_plugins.time_encodings.absolute_time_tokens import TIME_TOKENS
 
@@ -181,16 +182,7 @@ def _short(value: Any) -> str:
 
 def _read_text(path: str | Path) -> tuple[Path, str]:
     path = Path(path)
-    try:
-        return path, path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise AnnotationError(f"{path}: annotation file not found") from None
-    except IsADirectoryError:
-        raise AnnotationError(f"{path}: is a directory, not an annotation file") from None
-    except UnicodeDecodeError as err:
-        raise AnnotationError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-    except OSError as err:
-        raise AnnotationError(f"{path}: cannot be read ({err.strerror})") from None
+    return path, read_text(path, AnnotationError, "annotation file")
 
 
 def _parse_json(path: Path, text: str) -> Any:

@@ -60,6 +60,7 @@ import numpy as np
 
 from vtgcore.data import prompts
 from vtgcore.errors import VTGError
+from vtgcore.fileio import atomic_write_text
 
 GENERATOR_VERSION = "vtg-synth-1"
 
@@ -596,22 +597,14 @@ def _meta_video(plan: VideoPlan) -> dict[str, Any]:
 # Files
 # --------------------------------------------------------------------------------------------
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def write_json(path: Path, obj: Any) -> None:
     """Write ``obj`` as UTF-8 JSON (keys in insertion order) atomically."""
-    _atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=1) + "\n")
+    atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=1) + "\n")
 
 
 def write_jsonl(path: Path, rows: Iterable[Any]) -> None:
     """Write one compact JSON object per line atomically."""
-    _atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def _validate(seed: int, n_train: int, n_val: int, size: int, fps: float, min_duration: float,

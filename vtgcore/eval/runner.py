@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from torch.utils.data import DataLoader
 
-from vtgcore.checkpoint import atomic_write_text
+from vtgcore.fileio import atomic_write_text
 from vtgcore.data.dataset import FrameConfig, VideoCollator, VideoConversationDataset
 from vtgcore.eval.generate import GenerationConfig, generate_batch
 

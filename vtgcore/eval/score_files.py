@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vtgcore.errors import DataError, VTGError
+from vtgcore.fileio import read_text
 
 if TYPE_CHECKING:
     from vtgcore.eval.captioning import CaptionScorer
@@ -42,16 +43,7 @@ class PredictionError(DataError):
 
 def _read_text(path: Path) -> str:
     """The file's text, or a one-line :class:`PredictionError` (as the loaders of formats.py)."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PredictionError(f"{path}: prediction file not found") from None
-    except IsADirectoryError:
-        raise PredictionError(f"{path}: is a directory, not a prediction file") from None
-    except UnicodeDecodeError as err:
-        raise PredictionError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-    except OSError as err:
-        raise PredictionError(f"{path}: cannot be read ({err.strerror})") from None
+    return read_text(path, PredictionError, "prediction file")
 
 
 def _load_json(path: Path, *, allow_lines: bool = False) -> Any:

@@ -14,7 +14,8 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
-from vtgcore.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from vtgcore.checkpoint import load_checkpoint, save_checkpoint
+from vtgcore.fileio import atomic_write_text
 from vtgcore.data.dataset import SkipLog
 from vtgcore.errors import VTGError
 from vtgcore.mm.registry import HOOKS
@@ -199,7 +200,7 @@ class VTGCheckpointHook(Hook):
         step = runner.iter + 1
         path = self.folder(runner.work_dir) / f"iter_{step}"
         save_checkpoint(model.vtg, path, recipe=getattr(model, "recipe", None), extra={"iter": step, "epoch": runner.epoch})
-        from vtgcore.checkpoint import atomic_write_bytes
+        from vtgcore.fileio import atomic_write_bytes
 
         tensors, meta = _flatten_optimizer(runner.optim_wrapper.state_dict())
         atomic_write_bytes(path / "optimizer.safetensors", save(tensors))
