@@ -189,3 +189,20 @@ def test_load_from_starts_from_checkpoint_weights(synth_dir, tmp_path):
         torch.testing.assert_close(dict(second.model.vtg.named_parameters())[name], value, rtol=0, atol=0)
     with pytest.raises(Exception, match="not a safetensors file|not found"):
         build_runner(recipe(synth_dir), work_dir=str(tmp_path / "c"), load_from=str(tmp_path / "nothing"))
+
+
+def test_trainable_encoder_caches_decoded_frames(synth_dir, tmp_path):
+    from vtgcore.data.feature_cache import FeatureCache
+    from vtgcore.data.video import read_clip
+
+    cache = FeatureCache(tmp_path, None, None, image_size=32)
+    video = synth_dir / "videos" / "train_00001.mp4"
+    entry = cache.get(video)
+    clip = read_clip(video, 4, size=(32, 32))
+    assert entry["frames"].dtype == torch.uint8 and "features" not in entry
+    torch.testing.assert_close(entry["frames"][clip.indices], clip.frames)
+    rec = recipe(synth_dir, f"data.feature_cache={tmp_path / 'px'}", "runner.train_cfg.max_iters=2",
+                 "model.encoder.trainable=full")
+    runner = train(rec, tmp_path / "run")
+    assert runner.iter == 2 and any(p.requires_grad for p in runner.model.vtg.encoder.parameters())
+    assert len(list((tmp_path / "px").glob("*/*.safetensors"))) == 4

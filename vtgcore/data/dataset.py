@@ -63,7 +63,8 @@ class VideoConversationDataset(Dataset):
             any number of workers).
         prompt_version: version of the evaluation prompt templates.
         feature_cache: a :class:`~vtgcore.data.feature_cache.FeatureCache`; samples then carry the
-            frozen encoder's outputs, shape (T, L, Dv), under ``frames`` instead of pixels.
+            frozen encoder's outputs, shape (T, L, Dv), under ``frames`` instead of pixels (or,
+            for a cache of decoded frames, the pixels without decoding the video again).
     """
 
     def __init__(self, items: Sequence[Any], frames: FrameConfig, *, video_root: Optional[str | Path] = None,
@@ -130,9 +131,21 @@ class VideoConversationDataset(Dataset):
     def _from_cache(self, path: Path, item: Any, index: int, generator: torch.Generator) -> dict[str, Any]:
         from vtgcore.data.video import sample_indices
 
+        from vtgcore.data.transforms import normalize, random_resized_crop
+
         entry = self.feature_cache.get(path)
-        indices = sample_indices(entry["features"].shape[0], self.frames.num_frames, self.frames.sampling, generator)
-        return {"frames": entry["features"][indices], "timestamps": entry["timestamps"][indices],
+        if "features" in entry:
+            data = entry["features"]
+            indices = sample_indices(data.shape[0], self.frames.num_frames, self.frames.sampling, generator)
+            frames = data[indices]
+        else:  # cached pixels (trainable encoder)
+            data = entry["frames"]
+            indices = sample_indices(data.shape[0], self.frames.num_frames, self.frames.sampling, generator)
+            frames = data[indices]
+            if self.frames.crop:
+                frames = random_resized_crop(frames, self.frames.image_size, generator=generator)
+            frames = normalize(frames, self.frames.mean, self.frames.std)
+        return {"frames": frames, "timestamps": entry["timestamps"][indices],
                 "duration": float(entry["duration"]), "turns": self._turns(item), "video": str(path),
                 "index": index, "item": item}
 

@@ -1,5 +1,8 @@
 """Feature cache: a frozen encoder's outputs for every frame of a video, computed once.
 
+Without an encoder (a trainable one cannot be cached), the same cache stores the decoded,
+resized frames instead (uint8 pixels), so training still never decodes a video twice.
+
 The cache folder has one sub-folder per *key*: a digest of the encoder (plugin name and params),
 its weights (a digest of every tensor), the preprocessing (image size, resize mode, mean, std) and
 the cache format. Any change gives a new key, so a stale cache is never read. Inside, one
@@ -39,7 +42,7 @@ class FeatureCache:
 
     Args:
         root: cache folder (shared by every recipe; keys keep entries apart).
-        encoder: the frozen encoder.
+        encoder: the frozen encoder, or None to cache decoded frames.
         encoder_spec: its plugin name and params (part of the key).
         image_size: frame size fed to the encoder.
         resize: ``squash`` or ``pad``.
@@ -49,10 +52,10 @@ class FeatureCache:
         chunk: frames per encoder call.
     """
 
-    def __init__(self, root: str | Path, encoder: torch.nn.Module, encoder_spec: dict[str, Any], *,
+    def __init__(self, root: str | Path, encoder: Optional[torch.nn.Module], encoder_spec: Optional[dict[str, Any]], *,
                  image_size: int, resize: str = "squash", mean: Iterable[float] = (0.0, 0.0, 0.0),
                  std: Iterable[float] = (1.0, 1.0, 1.0), reader: str = "auto", chunk: int = 256) -> None:
-        if any(p.requires_grad for p in encoder.parameters()):
+        if encoder is not None and any(p.requires_grad for p in encoder.parameters()):
             raise VTGError("the feature cache needs a frozen encoder (set model.encoder.trainable: frozen)")
         self.encoder = encoder
         self.image_size = image_size
@@ -60,7 +63,8 @@ class FeatureCache:
         self.mean, self.std = tuple(mean), tuple(std)
         self.reader = reader
         self.chunk = chunk
-        fields = {"format": FORMAT, "encoder": encoder_spec, "weights": weights_digest(encoder),
+        fields = {"format": FORMAT, "encoder": encoder_spec,
+                  "weights": weights_digest(encoder) if encoder is not None else None,
                   "image_size": image_size, "resize": resize, "mean": list(self.mean), "std": list(self.std)}
         self.key = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:20]
         self.folder = Path(root) / self.key
@@ -85,7 +89,8 @@ class FeatureCache:
         """Decode every frame, encode it and store the result.
 
         Returns:
-            ``features`` (N, L, Dv) float32, ``timestamps`` (N,) float32, ``duration`` () float32.
+            ``features`` (N, L, Dv) float32 (or, without an encoder, ``frames`` (N, 3, H, W) uint8),
+            ``timestamps`` (N,) float32, ``duration`` () float32.
         """
         from safetensors.torch import save
 
@@ -98,14 +103,17 @@ class FeatureCache:
         frames, times = reader.read(video, list(range(info.num_frames)), size)
         if frames.shape[-2:] != (self.image_size, self.image_size):
             frames = resize_frames(frames, self.image_size, self.resize)
-        device = next(self.encoder.parameters()).device
-        was_training = self.encoder.training
-        self.encoder.eval()
-        feats = torch.cat([self.encoder(normalize(frames[i:i + self.chunk], self.mean, self.std).to(device)).float().cpu()
-                           for i in range(0, frames.shape[0], self.chunk)])
-        self.encoder.train(was_training)
-        entry = {"features": feats.contiguous(), "timestamps": times.float().contiguous(),
-                 "duration": torch.tensor(float(info.duration))}
+        entry = {"timestamps": times.float().contiguous(), "duration": torch.tensor(float(info.duration))}
+        if self.encoder is None:
+            entry["frames"] = frames.contiguous()
+        else:
+            device = next(self.encoder.parameters()).device
+            was_training = self.encoder.training
+            self.encoder.eval()
+            entry["features"] = torch.cat([
+                self.encoder(normalize(frames[i:i + self.chunk], self.mean, self.std).to(device)).float().cpu()
+                for i in range(0, frames.shape[0], self.chunk)]).contiguous()
+            self.encoder.train(was_training)
         atomic_write_bytes(self.file_for(video), save(entry))
         return entry
 

@@ -73,14 +73,17 @@ def default_schedule(train_cfg: dict[str, Any], warmup: int, accumulate: int = 1
 
 
 def feature_cache(vtg: Any, recipe: DictConfig) -> Any:
-    """The recipe's feature cache (``data.feature_cache``) for a VideoLLM's frozen encoder, or None."""
+    """The recipe's cache (``data.feature_cache``): encoder outputs when the encoder is frozen,
+    decoded frames when it trains; None without the setting."""
     if not recipe.data.feature_cache:
         return None
     from vtgcore.data.feature_cache import FeatureCache
 
     enc = vtg.encoder
+    frozen = not any(p.requires_grad for p in enc.parameters())
     spec = OmegaConf.to_container(recipe.model.encoder, resolve=True)
-    return FeatureCache(recipe.data.feature_cache, enc, {"name": spec["name"], "params": spec["params"]},
+    return FeatureCache(recipe.data.feature_cache, enc if frozen else None,
+                        {"name": spec["name"], "params": spec["params"]} if frozen else None,
                         image_size=enc.image_size, mean=enc.mean, std=enc.std, reader=recipe.data.reader)
 
 
@@ -101,8 +104,8 @@ def train_loader(model: Any, recipe: DictConfig, video_root: Optional[str]) -> D
         skip_broken=train.get("skip_broken", False), seed=recipe.seed, sources=train.get("sources"))
     cache = feature_cache(model.vtg, recipe)
     if cache is not None:
-        if train.get("crop", False):
-            raise RecipeError("data.train.crop changes pixels per sample; it cannot be used with data.feature_cache")
+        if train.get("crop", False) and cache.encoder is not None:
+            raise RecipeError("data.train.crop changes pixels per sample; it cannot be used with cached encoder features")
         from vtgcore.data.formats import resolve_video
 
         cache.fill([resolve_video(i.video, dataset.video_root) for i in dataset.items], progress=_log_progress("feature cache"))
