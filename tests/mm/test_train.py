@@ -13,7 +13,6 @@ from mmengine.hooks import Hook
 from safetensors.torch import load_file
 
 from vtgcore.config.loader import load_recipe
-from vtgcore.data.feature_cache import weights_digest
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "recipes" / "vtgllm" / "synth_tiny.yaml"
@@ -154,7 +153,6 @@ def test_mmengine_native_config(synth_dir, tmp_path):
 DIST_SCRIPT = """
 import sys
 from vtgcore.config.loader import load_recipe
-from vtgcore.data.feature_cache import weights_digest
 from vtgcore.mm.runner import build_runner
 from mmengine.dist import get_rank
 rec = load_recipe(sys.argv[1], sys.argv[3:])
