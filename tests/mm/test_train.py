@@ -153,6 +153,7 @@ def test_mmengine_native_config(synth_dir, tmp_path):
 DIST_SCRIPT = """
 import sys
 from vtgcore.config.loader import load_recipe
+from vtgcore.data.feature_cache import weights_digest
 from vtgcore.mm.runner import build_runner
 from mmengine.dist import get_rank
 rec = load_recipe(sys.argv[1], sys.argv[3:])
