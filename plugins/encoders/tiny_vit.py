@@ -10,6 +10,8 @@ from torch import nn
 from vtgcore.interfaces import FrameEncoder
 from vtgcore.plugins import hookimpl
 
+# The CLIP constants of vtgcore.data.transforms, repeated so that listing plugins does not import
+# torchvision.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 

@@ -9,20 +9,7 @@ from mmengine.registry import Registry
 from vtgcore.data.formats import EvalItem
 from vtgcore.eval import captioning
 from vtgcore.eval.mm_metrics import DenseCaptionMetric, GroundingMetric, HighlightMetric, register
-
-
-class FakeScorer:
-    """Deterministic caption back end: a pair scores 1 when both captions are equal, else 0."""
-
-    def tokenize(self, texts):
-        return [t.lower().rstrip(".") for t in texts]
-
-    def cider(self, pairs):
-        return sum(a == b for a, b in pairs) / len(pairs)
-
-    def meteor(self, pairs):
-        scores = [float(a == b) for a, b in pairs]
-        return sum(scores) / len(scores), scores
+from fake_scorer import FakeScorer
 
 
 MR = [EvalItem(id=str(k), video="a.mp4", task="mr", query="q", windows=[(0.0, 10.0)]) for k in range(3)]

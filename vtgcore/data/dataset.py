@@ -15,10 +15,9 @@ from typing import Any, Optional, Sequence
 import torch
 from torch.utils.data import Dataset
 
+from vtgcore.data.transforms import CLIP_MEAN, CLIP_STD
 from vtgcore.errors import VideoReadError
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 @dataclass

@@ -42,6 +42,12 @@ def trainable_table(model: Any) -> str:
     return "\n".join(lines)
 
 
+def scheduler_groups(runner: Any) -> list[list[Any]]:
+    """The runner's parameter schedulers as a list of groups (one per optimizer)."""
+    schedulers = runner.param_schedulers or []
+    return list(schedulers.values()) if isinstance(schedulers, dict) else [schedulers]
+
+
 @HOOKS.register_module()
 class TrainableTableHook(Hook):
     """Prints the trainable-parameter table at the start of training."""
@@ -65,17 +71,13 @@ class OptimStepParamSchedulerHook(Hook):
         at_end = runner.iter + 1 >= runner.max_iters
         if inner % counts != 0 and not at_end:
             return
-        schedulers = runner.param_schedulers or []
-        groups = schedulers.values() if isinstance(schedulers, dict) else [schedulers]
-        for group in groups:
+        for group in scheduler_groups(runner):
             for scheduler in group:
                 if not scheduler.by_epoch:
                     scheduler.step()
 
     def after_train_epoch(self, runner: Any) -> None:
-        schedulers = runner.param_schedulers or []
-        groups = schedulers.values() if isinstance(schedulers, dict) else [schedulers]
-        for group in groups:
+        for group in scheduler_groups(runner):
             for scheduler in group:
                 if scheduler.by_epoch:
                     scheduler.step()
@@ -205,9 +207,8 @@ class VTGCheckpointHook(Hook):
         tensors, meta = _flatten_optimizer(runner.optim_wrapper.state_dict())
         atomic_write_bytes(path / "optimizer.safetensors", save(tensors))
         atomic_write_text(path / "optimizer.json", json.dumps(meta))
-        schedulers = runner.param_schedulers or []
-        groups = list(schedulers.values()) if isinstance(schedulers, dict) else [schedulers]
-        atomic_write_text(path / "schedulers.json", json.dumps([[s.state_dict() for s in g] for g in groups]))
+        atomic_write_text(path / "schedulers.json",
+                          json.dumps([[s.state_dict() for s in g] for g in scheduler_groups(runner)]))
         rng_tensors, rng_meta = _rng_state()
         atomic_write_bytes(path / "rng.safetensors", save(rng_tensors))
         atomic_write_text(path / "rng.json", json.dumps(rng_meta))
@@ -240,9 +241,7 @@ class VTGCheckpointHook(Hook):
         load_checkpoint(_vtg(runner).vtg, path)
         meta = json.loads((path / "optimizer.json").read_text())
         runner.optim_wrapper.load_state_dict(_unflatten_optimizer(load_file(str(path / "optimizer.safetensors")), meta))
-        schedulers = runner.param_schedulers or []
-        groups = list(schedulers.values()) if isinstance(schedulers, dict) else [schedulers]
-        for group, states in zip(groups, json.loads((path / "schedulers.json").read_text())):
+        for group, states in zip(scheduler_groups(runner), json.loads((path / "schedulers.json").read_text())):
             for scheduler, state in zip(group, states):
                 scheduler.load_state_dict(state)
         _set_rng_state(load_file(str(path / "rng.safetensors")), json.loads((path / "rng.json").read_text()))
