@@ -118,6 +118,20 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_pretrain_encoder(args: argparse.Namespace) -> int:
+    from vtgcore.config.loader import load_recipe
+    from vtgcore.data.synth_encoder import pretrain_recipe_encoder
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    out = args.out or str(Path(args.synth_dir) / "encoder.safetensors")
+    bar = _progress("pre-training the encoder")
+    report = pretrain_recipe_encoder(recipe, args.synth_dir, out, steps=args.steps,
+                                     progress=lambda step, steps, loss: bar(step, steps))
+    print(json.dumps(report, indent=2))
+    print(f"load it with: model.encoder.checkpoint={out}")
+    return 0
+
+
 def cmd_data_convert(args: argparse.Namespace) -> int:
     from vtgcore.data.convert import convert
 
@@ -276,6 +290,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", type=int, default=200, help="training videos (default 200)")
     p.add_argument("--val", type=int, default=50, help="evaluation videos (default 50)")
     p.set_defaults(func=cmd_data_synth)
+    p = data.add_parser("pretrain-encoder",
+                        help="pre-train the recipe's frame encoder on VTG-Synth patch labels (stand-in for pretrained weights)")
+    p.add_argument("synth_dir", help="VTG-Synth root (from vtg data synth)")
+    p.add_argument("overrides", nargs="*", help="recipe overrides: key=value, group=option or ~key")
+    p.add_argument("--recipe", default="recipes/vtgllm/synth_tiny.yaml", help="recipe whose model.encoder is built")
+    p.add_argument("--out", default=None, help="safetensors file (default: SYNTH_DIR/encoder.safetensors)")
+    p.add_argument("--steps", type=int, default=600, help="optimiser steps (default 600)")
+    p.set_defaults(func=cmd_data_pretrain_encoder)
     p = data.add_parser("convert", help="turn a data set's own annotations into VTG-IT training items")
     p.add_argument("--from", dest="source", required=True,
                    choices=["charades", "qvhighlights", "youcook2", "activitynet", "didemo"])

@@ -25,6 +25,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "vtgcore_plugins.encoders.tiny_vit",
     "vtgcore_plugins.time_encodings.none",
     "vtgcore_plugins.time_encodings.abs_second_table",
+    "vtgcore_plugins.time_encodings.frame_index",
     "vtgcore_plugins.time_encodings.plain_digits",
     "vtgcore_plugins.time_encodings.absolute_time_tokens",
     "vtgcore_plugins.compressors.slot",

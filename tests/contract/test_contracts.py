@@ -19,7 +19,8 @@ CONTRACTS = {
 TEST_PARAMS = {
     ("encoder", "tiny_vit"): {},
     ("time_embedding", "none"): {},
-    ("time_embedding", "abs_second_table"): {"max_seconds": 64, "init": "random"},
+    ("time_embedding", "abs_second_table"): {"max_seconds": 64, "init": "random", "max_frames": 8},
+    ("time_embedding", "frame_index"): {"max_frames": 8},
     ("time_codec", "plain_digits"): {},
     ("time_codec", "absolute_time_tokens"): {},
     ("compressor", "slot"): {"num_slots": 5},

@@ -407,6 +407,15 @@ def _background(plan: VideoPlan, rng: np.random.Generator) -> np.ndarray:
     return np.clip(base, 0, 255).astype(np.uint8)
 
 
+def label_maps(plan: VideoPlan) -> np.ndarray:
+    """Per-pixel owner of every frame: the event's index in ``plan.events``, or :data:`BACKGROUND`.
+
+    Shape:
+        -> (F, size, size) uint8
+    """
+    return _compose(plan).labels
+
+
 def render_video(plan: VideoPlan, seed: int) -> RenderedVideo:
     """Render a planned video and measure every event's visibility per frame."""
     canvas = _compose(plan)
