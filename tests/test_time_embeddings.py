@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vtgcore.errors import ShapeError
-from vtgcore_plugins.time_encodings.abs_second_table import AbsSecondTable, sinusoidal_table
+from vtgcore_plugins.time_encodings.abs_second_table import AbsSecondTable, fill_untrained_rows, sinusoidal_table
 from vtgcore_plugins.time_encodings.frame_index import FrameIndexTable, nearest_rows
 
 
@@ -64,3 +64,80 @@ def test_nearest_resize_32_to_96_repeats_each_row_three_times():
     emb.resize_rows(96)
     assert emb.max_frames == 96 and emb.weight.shape == (96, 2) and emb.weight.requires_grad
     torch.testing.assert_close(emb.weight.data, wide)
+
+
+def _trained_table() -> torch.Tensor:
+    table = torch.zeros(10, 2)
+    table[2] = torch.tensor([1.0, 0.0])
+    table[6] = torch.tensor([0.0, 1.0])
+    return table
+
+
+def test_linear_fill_by_hand_with_end_clamping():
+    filled = fill_untrained_rows(_trained_table(), "linear")
+    expected = torch.tensor([[1, 0], [1, 0], [1, 0], [0.75, 0.25], [0.5, 0.5], [0.25, 0.75],
+                             [0, 1], [0, 1], [0, 1], [0, 1]])
+    assert torch.allclose(filled, expected)
+
+
+def test_legacy_swapped_reproduces_both_bugs():
+    filled = fill_untrained_rows(_trained_table(), "legacy_swapped")
+    # bug 1: second 3 (next to trained second 2) gets mostly second 6's vector
+    assert torch.allclose(filled[3], torch.tensor([0.25, 0.75]))
+    # the left margin starts at row 0 (untrained, zero): row 1 = 0.5 * row 2
+    assert torch.allclose(filled[1], torch.tensor([0.5, 0.0]))
+    # bug 2: past the last trained second, right = -1 (a zero row): -(s - 6) / 7 times row 6
+    for s in (7, 8, 9):
+        assert torch.allclose(filled[s], torch.tensor([0.0, -(s - 6) / 7]))
+
+
+def test_fill_leaves_trained_rows_and_degenerate_tables_alone():
+    table = _trained_table()
+    for mode in ("linear", "legacy_swapped", "none"):
+        filled = fill_untrained_rows(table, mode)
+        assert torch.equal(filled[[2, 6]], table[[2, 6]])
+    assert torch.equal(fill_untrained_rows(torch.zeros(4, 3)), torch.zeros(4, 3))
+    with pytest.raises(ValueError, match="interpolation"):
+        fill_untrained_rows(table, "cubic")
+
+
+def test_interpolation_applies_in_eval_mode_only_and_follows_updates():
+    emb = AbsSecondTable(dim=2, max_seconds=10, interpolation="linear")
+    with torch.no_grad():
+        emb.weight.copy_(_trained_table())
+    tokens = torch.zeros(1, 1, 1, 2)
+    at_four = torch.tensor([[4.0]])
+    assert torch.equal(emb(tokens, at_four), torch.zeros(1, 1, 1, 2))  # training: raw zero row
+    emb.eval()
+    assert torch.allclose(emb(tokens, at_four)[0, 0, 0], torch.tensor([0.5, 0.5]))
+    with torch.no_grad():
+        emb.weight[6] = torch.tensor([0.0, 3.0])  # a change invalidates the cached copy
+    assert torch.allclose(emb(tokens, at_four)[0, 0, 0], torch.tensor([0.5, 1.5]))
+    assert emb.weight[4].abs().sum() == 0  # the parameter itself is never filled
+
+
+def test_untrained_rows_stay_exactly_zero_through_adamw_with_weight_decay():
+    from mmengine.optim import build_optim_wrapper
+
+    from vtgcore.mm.runner import optim_wrapper_cfg
+
+    torch.manual_seed(0)
+
+    class Toy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.time_embedding = AbsSecondTable(dim=4, max_seconds=32)
+            self.head = torch.nn.Linear(4, 1)
+
+    model = Toy()
+    cfg = optim_wrapper_cfg({"optim_wrapper": {
+        "optimizer": {"type": "AdamW", "lr": 1e-2, "weight_decay": 0.1},
+        "paramwise_cfg": {"custom_keys": {"time_embedding": {"lr_mult": 10.0}}}}})
+    optim = build_optim_wrapper(model, cfg)
+    for _ in range(20):
+        seconds = torch.randint(0, 8, (3, 5)).float()  # only seconds 0..7 are ever seen
+        tokens = model.time_embedding(torch.randn(3, 5, 2, 4), seconds)
+        optim.update_params(model.head(tokens).pow(2).mean())
+    weight = model.time_embedding.weight.detach()
+    assert (weight[:8].abs().sum(dim=1) > 0).all()
+    assert torch.count_nonzero(weight[8:]) == 0

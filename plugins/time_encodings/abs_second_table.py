@@ -6,6 +6,13 @@ sinusoidal position code of the second (ours: neighbouring seconds start close, 
 can read time before the table has learned anything). With zero rows, seconds never seen in
 training get no gradient, so with AdamW they stay exactly zero.
 
+At test time, rows never trained (all zero) can be filled from their trained neighbours
+(``interpolation``): ``linear`` mixes the nearest trained rows below and above with weights
+``(right - s) / (right - left)`` and ``(s - left) / (right - left)`` and copies the nearest trained
+row beyond either end; ``legacy_swapped`` reproduces the original's code exactly, bugs included
+(the two weights swapped, and rows past the last trained second scaled by a negative factor), only
+to replicate its numbers. Filling works on a copy used in eval mode; the parameter is untouched.
+
 With ``max_frames > 0`` the frame-position table of ``frame_index`` is added too, as the paper's
 model: ``z'[i, j] = z[i, j] + W_s[i] + W_t[round(t_i)]``.
 """
@@ -24,6 +31,54 @@ from vtgcore.plugins import hookimpl
 from vtgcore_plugins.time_encodings.frame_index import FrameIndexTable
 
 INITS = ("zeros", "random", "sinusoidal")
+INTERPOLATIONS = ("none", "linear", "legacy_swapped")
+
+
+def fill_untrained_rows(table: torch.Tensor, mode: str = "linear") -> torch.Tensor:
+    """A copy of ``table`` whose all-zero ("untrained") rows are filled from trained rows.
+
+    Args:
+        table: the absolute-second table.
+        mode: ``linear`` (correct interpolation, nearest trained row beyond the ends), ``legacy_swapped``
+            (the original VTG-LLM's code: left row weighted ``(s - left) / (right - left)``, right row
+            ``(right - s) / (right - left)``; the left margin starts at row 0 and a row past the last
+            trained one takes ``right = -1``, the table's last row) or ``none`` (a plain copy).
+
+    Returns:
+        the filled copy (trained rows unchanged). A table with no trained row is returned as is.
+
+    Shape:
+        table: (S, D) -> (S, D)
+    """
+    if mode not in INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {mode!r}")
+    out = table.detach().clone()
+    trained = (table != 0).any(dim=1)
+    if mode == "none" or not bool(trained.any()) or bool(trained.all()):
+        return out
+    rows = torch.arange(table.shape[0], device=table.device)
+    index = torch.where(trained, rows, torch.full_like(rows, -1))
+    # nearest trained row at or below / at or above every row (-1 / S when none)
+    left = torch.cummax(index, dim=0).values
+    above = torch.where(trained, rows, torch.full_like(rows, table.shape[0]))
+    right = torch.flip(torch.cummin(torch.flip(above, [0]), dim=0).values, [0])
+    todo = ~trained
+    s = rows.to(table.dtype)
+    if mode == "linear":
+        lo = torch.where(left < 0, right, left)  # before the first trained row: copy it
+        hi = torch.where(right >= table.shape[0], left, right)  # after the last trained row: copy it
+        span = (hi - lo).to(table.dtype)
+        w_hi = torch.where(span > 0, (s - lo.to(table.dtype)) / span.clamp(min=1), torch.zeros_like(s))
+        filled = table[lo] * (1 - w_hi).unsqueeze(1) + table[hi] * w_hi.unsqueeze(1)
+    else:
+        lo = left.clamp(min=0)  # the original's left margin starts at 0
+        hi = torch.where(right >= table.shape[0], torch.full_like(right, -1), right)
+        span = (hi - lo).to(table.dtype)
+        w_left = (s - lo.to(table.dtype)) / span
+        w_right = (hi.to(table.dtype) - s) / span
+        filled = table[lo] * w_left.unsqueeze(1) + table[hi] * w_right.unsqueeze(1)
+    out[todo] = filled[todo].to(out.dtype)
+    return out
 
 
 def sinusoidal_table(rows: int, dim: int) -> torch.Tensor:
@@ -53,20 +108,27 @@ class AbsSecondTableConfig:
             ``2*pi*max_seconds``).
         out_of_range: ``error`` or ``clamp`` for a frame at or beyond ``max_seconds``.
         max_frames: rows of the added frame-position table (96 in the paper); 0 adds none.
+        interpolation: in eval mode, fill untrained (all-zero) rows: ``none``, ``linear`` or
+            ``legacy_swapped`` (the original's buggy formula, for replication only).
     """
 
     max_seconds: int = 8192
     init: str = "zeros"
     out_of_range: str = "error"
     max_frames: int = 0
+    interpolation: str = "none"
 
 
 class AbsSecondTable(TimeEmbedding):
     """See the module docstring."""
 
     def __init__(self, dim: int, max_seconds: int = 8192, init: str = "zeros", out_of_range: str = "error",
-                 max_frames: int = 0) -> None:
+                 max_frames: int = 0, interpolation: str = "none") -> None:
         super().__init__()
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}")
+        self.interpolation = interpolation
+        self._filled: Optional[tuple[tuple[int, int], torch.Tensor]] = None
         if init not in INITS:
             raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
         if out_of_range not in ("error", "clamp"):
@@ -103,6 +165,20 @@ class AbsSecondTable(TimeEmbedding):
                 "raise max_seconds or set out_of_range: clamp")
         return index
 
+    def table(self) -> torch.Tensor:
+        """The table used by the forward: the parameter in training, the filled copy in eval mode
+        when ``interpolation`` is set (recomputed whenever the parameter changes).
+
+        Shape:
+            -> (max_seconds, Dv)
+        """
+        if self.training or self.interpolation == "none":
+            return self.weight
+        key = (self.weight.data_ptr(), self.weight._version)
+        if self._filled is None or self._filled[0] != key:
+            self._filled = (key, fill_untrained_rows(self.weight, self.interpolation))
+        return self._filled[1]
+
     def forward(self, tokens: torch.Tensor, timestamps: torch.Tensor,
                 frame_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Add each frame's second row (and frame-position row) to all of its tokens (padded frames get nothing).
@@ -110,7 +186,7 @@ class AbsSecondTable(TimeEmbedding):
         Shape:
             tokens: (B, T, L, Dv); timestamps: (B, T); frame_mask: (B, T) -> (B, T, L, Dv)
         """
-        rows = self.weight[self.seconds_index(timestamps)]  # (B, T, Dv)
+        rows = self.table()[self.seconds_index(timestamps)]  # (B, T, Dv)
         if frame_mask is not None:
             rows = rows * frame_mask.unsqueeze(-1).to(rows.dtype)
         if self.frame_index is not None:
