@@ -89,3 +89,14 @@ def test_plain_digits(tok):
     assert codec.decode_ids([10**9], tok) == []
     with pytest.raises(TimeCodecError):
         codec.encode(-0.1)
+
+
+def test_no_fixed_format_ablation_writes_no_leading_zeros_and_round_trips(tok):
+    codec = AbsoluteTimeTokens(fixed_format=False)
+    assert codec.encode(12.3) == tokens("12.3")
+    assert codec.encode(0.5) == tokens("0.5")
+    assert codec.encode(1234.5) == tokens("1234.5")
+    for v in (0.0, 0.1, 7.7, 59.9, 100.0, 3599.9):
+        text = f"from {codec.encode(v)} - {codec.encode(v + 1)} seconds"
+        assert codec.decode_ids(tok.encode(text, add_special_tokens=False), tok) == [
+            pytest.approx(v), pytest.approx(v + 1)]

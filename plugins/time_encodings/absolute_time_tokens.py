@@ -9,6 +9,10 @@ Two defects of the original formatter are fixed (``vtgllm-original.md`` section 
 written without a dot ("12") is padded like any other (``0012.0`` instead of 4 tokens), and a time
 of 10000 s or more is an error (or clamped to 9999.9 with ``out_of_range: clamp``) instead of
 silently losing its fraction.
+
+``fixed_format: false`` is the paper's "no fixed format" ablation: the same tokens, but the number as
+plain text would write it, without leading zeros (12.3 s -> ``<TIME_ONE><TIME_TWO><TIME_DOT><TIME_THREE>``,
+0.5 s -> ``<TIME_ZERO><TIME_DOT><TIME_FIVE>``); decoding reads such runs by their dots.
 """
 
 from __future__ import annotations
@@ -38,19 +42,22 @@ class AbsoluteTimeTokensConfig:
         rounding: ``truncate`` (the original: 12.34 -> 12.3, 12.39 -> 12.3) or ``nearest``.
         out_of_range: ``error`` or ``clamp`` for times beyond the largest representable value.
         init_from_digits: start the new rows as copies of the digit and dot rows (the paper).
+        fixed_format: pad the integer part to ``integer_digits`` (the paper); false writes it
+            without leading zeros (the paper's "no fixed format" ablation).
     """
 
     integer_digits: int = 4
     rounding: str = "truncate"
     out_of_range: str = "error"
     init_from_digits: bool = True
+    fixed_format: bool = True
 
 
 class AbsoluteTimeTokens(TimeCodec):
     """The VTG-LLM time-token codec. See the module docstring."""
 
     def __init__(self, integer_digits: int = 4, rounding: str = "truncate", out_of_range: str = "error",
-                 init_from_digits: bool = True) -> None:
+                 init_from_digits: bool = True, fixed_format: bool = True) -> None:
         if integer_digits < 1:
             raise TimeCodecError(f"integer_digits must be >= 1, got {integer_digits}")
         if rounding not in ("truncate", "nearest"):
@@ -61,6 +68,7 @@ class AbsoluteTimeTokens(TimeCodec):
         self.rounding = rounding
         self.out_of_range = out_of_range
         self.init_from_digits = init_from_digits
+        self.fixed_format = fixed_format
         self.width = integer_digits + 2
         self.max_seconds = float(10**integer_digits) - 0.1
         self._id_cache: tuple[int, dict[int, str]] | None = None
@@ -91,7 +99,8 @@ class AbsoluteTimeTokens(TimeCodec):
 
     def encode(self, seconds: float) -> str:
         tenths = self.tenths(seconds)
-        text = f"{tenths // 10:0{self.integer_digits}d}.{tenths % 10}"
+        width = self.integer_digits if self.fixed_format else 1
+        text = f"{tenths // 10:0{width}d}.{tenths % 10}"
         return "".join(TIME_TOKENS[_CHARS.index(c)] for c in text)
 
     def _id_map(self, tokenizer: Any) -> dict[int, str]:

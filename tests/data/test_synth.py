@@ -57,10 +57,10 @@ def test_same_seed_gives_identical_files(small, tmp_path):
     assert not [name for name in first if Path(name).name.startswith(".")], "temp files left behind"
 
 
-def test_identical_in_a_fresh_process(small, tmp_path):
+def test_identical_in_a_fresh_process_with_worker_processes(small, tmp_path):
     root, _, _ = small
     code = ("import sys; from vtgcore.data.synth import generate_synth; "
-            f"generate_synth(sys.argv[1], seed=0, **{SMALL!r})")
+            f"generate_synth(sys.argv[1], seed=0, workers=2, **{SMALL!r})")
     env = dict(os.environ, PYTHONHASHSEED="12345")
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "c")], check=True, env=env, timeout=120)
     assert _files(root) == _files(tmp_path / "c")

@@ -45,6 +45,8 @@ writes no wall-clock metadata.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import itertools
 import json
 import math
@@ -657,6 +659,13 @@ class _Annotations:
             self.qvhighlights.extend(_qvh_rows(plan, rendered, seed))
             self.youcook2.append(_youcook_row(plan))
 
+    def extend(self, other: "_Annotations") -> None:
+        """Append another video's (or batch's) records after these."""
+        for name in ("train", "charades", "qvhighlights", "youcook2", "videos"):
+            getattr(self, name).extend(getattr(other, name))
+        for split, value in other.seconds.items():
+            self.seconds[split] += value
+
     def write(self, root: Path, settings: dict[str, Any]) -> None:
         """Write ``train.json``, the ``val/`` ground truths (with ids) and ``meta.json``."""
         write_json(root / "train.json", self.train)
@@ -679,9 +688,21 @@ class _Annotations:
                 "total_seconds": round(sum(self.seconds.values()), 3)}
 
 
+def _make_video(job: tuple[str, int], *, root: str, seed: int, size: int, fps: float, min_duration: float,
+                max_duration: float) -> _Annotations:
+    """Plan, render and encode one video; its annotation records (runs in a worker process too)."""
+    split, index = job
+    plan = plan_video(seed, split, index, size=size, fps=fps, min_duration=min_duration, max_duration=max_duration)
+    rendered = render_video(plan, seed)
+    encode_mp4(Path(root) / plan.video, rendered.frames, plan.fps)
+    part = _Annotations()
+    part.add(plan, rendered, seed)
+    return part
+
+
 def generate_synth(out_dir: str | os.PathLike[str], *, seed: int = 0, n_train: int = 200, n_val: int = 50,
                    size: int = 64, fps: float = 4.0, min_duration: float = 8.0, max_duration: float = 60.0,
-                   progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+                   workers: int = 1, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Generate the VTG-Synth benchmark under ``out_dir``.
 
     Videos and annotation files are (re)written atomically; files left from an earlier, larger
@@ -697,6 +718,7 @@ def generate_synth(out_dir: str | os.PathLike[str], *, seed: int = 0, n_train: i
         fps: frame rate; all event times lie on the ``1 / fps`` grid.
         min_duration: shortest video in seconds (>= 2).
         max_duration: longest video in seconds.
+        workers: processes that render and encode videos in parallel (the files do not depend on it).
         progress: called as ``progress(done, total)`` after each video.
 
     Returns:
@@ -711,15 +733,23 @@ def generate_synth(out_dir: str | os.PathLike[str], *, seed: int = 0, n_train: i
     root = Path(out_dir)
     (root / "videos").mkdir(parents=True, exist_ok=True)
     jobs = [("train", i) for i in range(n_train)] + [("val", i) for i in range(n_val)]
+    if workers < 1:
+        raise SynthError(f"workers must be >= 1, got {workers}")
+    make = functools.partial(_make_video, root=str(root), seed=seed, size=size, fps=float(fps),
+                             min_duration=min_duration, max_duration=max_duration)
     records = _Annotations()
-    for done, (split, index) in enumerate(jobs, start=1):
-        plan = plan_video(seed, split, index, size=size, fps=float(fps), min_duration=min_duration,
-                          max_duration=max_duration)
-        rendered = render_video(plan, seed)
-        encode_mp4(root / plan.video, rendered.frames, plan.fps)
-        records.add(plan, rendered, seed)
-        if progress is not None:
-            progress(done, len(jobs))
+    with contextlib.ExitStack() as stack:
+        if workers > 1 and len(jobs) > 1:
+            import multiprocessing
+
+            pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(min(workers, len(jobs))))
+            results: Iterable[_Annotations] = pool.imap(make, jobs, chunksize=4)
+        else:
+            results = map(make, jobs)
+        for done, part in enumerate(results, start=1):  # in job order, whatever the worker count
+            records.extend(part)
+            if progress is not None:
+                progress(done, len(jobs))
     settings = {"generator": GENERATOR_VERSION, "seed": seed, "n_train": n_train, "n_val": n_val,
                 "size": size, "fps": float(fps), "min_duration": float(min_duration),
                 "max_duration": float(max_duration), "video_root": ".", "codec": "mpeg4", "qscale": QSCALE}
