@@ -142,6 +142,24 @@ def test_lora_recipe_trains_adapters_embeddings_and_vision_side_only():
     assert all(p.dtype == torch.float32 for n, p in model.named_parameters() if p.requires_grad)
 
 
+def test_every_lora_parameter_trains_in_fp32_over_a_bf16_base_and_receives_gradient():
+    # the original's HEAD left every LoRA parameter frozen in bf16 (vtgllm-original.md section 1.9)
+    model, processor = build_model(load_recipe("recipes/debug/tiny_lora.yaml", ["model.llm.params.dtype=bfloat16"]))
+    lora = {n: p for n, p in model.named_parameters() if "lora_" in n}
+    assert len(lora) == 2 * 4 * 2  # A and B for q/k/v/o in each of the 2 layers
+    frozen = [n for n, p in lora.items() if not p.requires_grad or p.dtype != torch.float32]
+    assert frozen == []
+    base = [p for n, p in model.llm.named_parameters() if "layers" in n and "lora_" not in n]
+    assert base and all(not p.requires_grad and p.dtype == torch.bfloat16 for p in base)
+    for name, p in lora.items():  # B starts at zero: give it a value so that A gets a gradient too
+        if "lora_B" in name:
+            p.data.normal_(0, 0.02)
+    frames, ts = video()
+    batch = processor([QA, QA], ts.tolist())
+    model(frames, ts, batch["input_ids"], batch["attention_mask"], batch["labels"]).loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in lora.values())
+
+
 def test_component_checkpoint_round_trip_and_errors(tmp_path):
     model, _ = build_model(load_recipe("recipes/debug/tiny.yaml"))
     path = tmp_path / "slots.safetensors"

@@ -68,6 +68,7 @@ class HFCausalLM(LanguageModel):
             self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.unk_token or self.tokenizer.eos_token
+        self.compute_dtype = _DTYPES[dtype]
         if path is not None:
             self.model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=_DTYPES[dtype])
         else:
@@ -128,6 +129,19 @@ class HFCausalLM(LanguageModel):
         """
         return self.model.get_input_embeddings()(input_ids)
 
+    def _autocast(self, inputs_embeds: torch.Tensor) -> Any:
+        """Autocast to the weight dtype when the weights are half precision and no autocast is on.
+
+        fp32 parts (trainable embeddings and head, LoRA adapters) then meet bf16/fp16 layers
+        without dtype errors, as under the training loop's AMP wrapper.
+        """
+        import contextlib
+
+        device = inputs_embeds.device.type
+        if self.compute_dtype == torch.float32 or torch.is_autocast_enabled(device):
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device, dtype=self.compute_dtype)
+
     def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
                 labels: Optional[torch.Tensor] = None) -> Any:
         """Causal-LM forward; ``loss`` is the mean cross-entropy over labels != -100.
@@ -135,7 +149,8 @@ class HFCausalLM(LanguageModel):
         Shape:
             inputs_embeds: (B, S, D); attention_mask, labels: (B, S) -> logits (B, S, V)
         """
-        return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels)
+        with self._autocast(inputs_embeds):
+            return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels)
 
     def generate(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, **generate_kwargs: Any) -> torch.Tensor:
         """Generate from embeddings (left-padded prompts); returns only the new ids.
@@ -146,7 +161,8 @@ class HFCausalLM(LanguageModel):
         kwargs = {"max_new_tokens": 64, "do_sample": False,
                   "pad_token_id": self.tokenizer.pad_token_id, "eos_token_id": self.tokenizer.eos_token_id}
         kwargs.update(generate_kwargs)
-        return self.model.generate(inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kwargs)
+        with self._autocast(inputs_embeds):
+            return self.model.generate(inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kwargs)
 
     def apply_lora(self, r: int, alpha: int, dropout: float, target_modules: Sequence[str],
                    extra_trainable: Sequence[str] = ()) -> None:
