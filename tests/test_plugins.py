@@ -89,10 +89,10 @@ def test_allow_list_and_block_list(fake_plugins, monkeypatch):
     fake_plugins("vtg_first_k", GOOD, dist_name="vtg-a")
     fake_plugins("vtg_other", GOOD.replace('"first_k"', '"other_k"'), dist_name="vtg-b")
     monkeypatch.setenv("VTG_LOAD_PLUGINS", "vtg-b")
-    assert {"other_k"} == set(Catalog().names("compressor")) - {"slot", "mean_pool"}
+    assert {"other_k"} == set(Catalog().names("compressor")) - set(Catalog(entry_points=False).names("compressor"))
     monkeypatch.setenv("VTG_LOAD_PLUGINS", "vtg_first_k, vtg_other")
     monkeypatch.setenv("VTG_BLOCK_PLUGINS", "vtg_other")
-    assert {"first_k"} == set(Catalog().names("compressor")) - {"slot", "mean_pool"}
+    assert {"first_k"} == set(Catalog().names("compressor")) - set(Catalog(entry_points=False).names("compressor"))
 
 
 def test_misspelled_hook_names_plugin_and_package(fake_plugins):
@@ -127,7 +127,7 @@ def test_same_name_in_another_kind_is_fine(fake_plugins):
 
 
 def test_unknown_plugin_lists_available():
-    with pytest.raises(UnknownPluginError, match=r"unknown compressor plugin 'slott'; available: mean_pool, slot.*'slot'"):
+    with pytest.raises(UnknownPluginError, match=r"unknown compressor plugin 'slott'; available: .*mean_pool, slot.*'slot'"):
         Catalog(entry_points=False).get("compressor", "slott")
 
 

@@ -104,7 +104,7 @@ def test_cli_overrides(tree):
     (["model.encoder.trainable=sometimes"], r"model.encoder.trainable is 'sometimes'; allowed: full, frozen, lora"),
     (["~model.nothing"], r"no key 'model.nothing' to delete"),
     (["justaword"], r"overrides are key=value"),
-    (["model.compressor.name=slott"], r"unknown compressor plugin 'slott'; available: mean_pool, slot"),
+    (["model.compressor.name=slott"], r"unknown compressor plugin 'slott'; available: .*mean_pool, slot"),
     (["model.compressor.params.num_slot=4"], r"unknown param\(s\) \['num_slot'\].*allowed: \['num_slots', 'init_std'\]"),
     (["model.compressor.params.num_slots=[1]"], r"num_slots"),
     (["model.encoder.trainable=lora"], r"'lora' is only supported for the llm"),
@@ -156,3 +156,17 @@ def test_component_validation(tmp_path):
     bad.write_text("name: slot\nparams: {num_slots: 4, colour: red}\n")
     with pytest.raises(RecipeError, match=r"bad.yaml.*unknown param\(s\) \['colour'\]"):
         validate_component(bad)
+
+
+def test_cli_takes_overrides_after_options(capsys):
+    from vtgcore.cli import build_parser, main, parse_args
+
+    args = parse_args(build_parser(), ["eval", "r.yaml", "a=1", "--checkpoint", "ckpt", "b=2", "~c"])
+    assert args.recipe == "r.yaml" and args.checkpoint == "ckpt" and args.overrides == ["a=1", "b=2", "~c"]
+    with pytest.raises(SystemExit):
+        parse_args(build_parser(), ["eval", "r.yaml", "--checkpoint", "ckpt", "--no-such-flag"])
+    with pytest.raises(SystemExit):
+        parse_args(build_parser(), ["plugins", "a=1"])  # a command without overrides
+    assert main(["recipe", "show", "recipes/debug/tiny.yaml", "seed=5", "model.compressor.params.num_slots=3"]) == 0
+    shown = capsys.readouterr().out
+    assert "seed: 5" in shown and "num_slots: 3" in shown

@@ -65,8 +65,22 @@ def save_checkpoint(model: torch.nn.Module, directory: str | Path, recipe: Optio
     return directory
 
 
+def resolve_checkpoint(path: str | Path) -> Path:
+    """The checkpoint folder meant by ``path``: a checkpoint folder or weights file as is; a
+    ``checkpoints`` folder or a run folder (holding ``checkpoints/``) through its ``last`` pointer."""
+    path = Path(path)
+    for folder in (path, path / "checkpoints"):
+        pointer = folder / "last"
+        if folder.is_dir() and not (folder / WEIGHTS).is_file() and pointer.is_file():
+            return folder / pointer.read_text().strip()
+    return path
+
+
 def load_checkpoint(model: torch.nn.Module, directory: str | Path) -> dict[str, Any]:
     """Load a checkpoint's weights into ``model`` (built from the same recipe).
+
+    ``directory`` is a checkpoint folder, its weights file, or a run's ``checkpoints`` folder or run
+    folder, whose ``last`` pointer names the newest complete checkpoint.
 
     Every tensor in the file must exist in the model with the same shape; tensors the model has and
     the file lacks keep their built values (they were frozen when saved).
@@ -80,7 +94,7 @@ def load_checkpoint(model: torch.nn.Module, directory: str | Path) -> dict[str, 
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    directory = Path(directory)
+    directory = resolve_checkpoint(directory)
     weights = directory / WEIGHTS if directory.is_dir() else directory
     if not weights.is_file():
         raise VTGError(f"{weights}: checkpoint weights not found")

@@ -82,7 +82,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress(desc: str):
+def _progress(desc: str, unit: str = "video"):
     """A tqdm progress callback ``(done, total)`` on stderr."""
     from tqdm import tqdm
 
@@ -92,7 +92,7 @@ def _progress(desc: str):
         nonlocal bar
         if bar is None:
             tty = sys.stderr.isatty()
-            bar = tqdm(total=total, desc=desc, unit="video", file=sys.stderr, leave=False,
+            bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False,
                        mininterval=0.1 if tty else 10.0)
         bar.update(done - bar.n)
         if done >= total:
@@ -125,7 +125,7 @@ def cmd_data_pretrain_encoder(args: argparse.Namespace) -> int:
 
     recipe = load_recipe(args.recipe, args.overrides)
     out = args.out or str(Path(args.synth_dir) / "encoder.safetensors")
-    bar = _progress("pre-training the encoder")
+    bar = _progress("pre-training the encoder", unit="step")
     report = pretrain_recipe_encoder(recipe, args.synth_dir, out, steps=args.steps,
                                      progress=lambda step, steps, loss: bar(step, steps))
     print(json.dumps(report, indent=2))
@@ -374,10 +374,20 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"vtg: warning: {message}", file=sys.stderr)
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    """Parse, taking recipe overrides placed after options too (``vtg eval R --checkpoint C key=value``)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if getattr(args, "overrides", None) is None or any(e.startswith("-") for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
+    return args
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``vtg``."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning

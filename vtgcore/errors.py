@@ -54,3 +54,8 @@ class VideoReadError(DataError):
 
 class AnnotationError(DataError):
     """An annotation file or item is malformed (messages name the file, the item index and the field)."""
+
+
+class CheckpointError(VTGError):
+    """A weight file is missing, refused (it would run code), unreadable, or its keys or shapes do
+    not match the module. Messages name the file and the offending keys."""

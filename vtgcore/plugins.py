@@ -23,6 +23,8 @@ ENTRY_POINT_GROUP = "vtgcore"
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "vtgcore_plugins.encoders.tiny_vit",
+    "vtgcore_plugins.encoders.eva_vit_g_qformer",
+    "vtgcore_plugins.encoders.open_clip",
     "vtgcore_plugins.time_encodings.none",
     "vtgcore_plugins.time_encodings.abs_second_table",
     "vtgcore_plugins.time_encodings.frame_index",
@@ -30,6 +32,12 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "vtgcore_plugins.time_encodings.absolute_time_tokens",
     "vtgcore_plugins.compressors.slot",
     "vtgcore_plugins.compressors.mean_pool",
+    "vtgcore_plugins.compressors.identity",
+    "vtgcore_plugins.compressors.cross_attention",
+    "vtgcore_plugins.compressors.codebook",
+    "vtgcore_plugins.compressors.diverse",
+    "vtgcore_plugins.compressors.entropy",
+    "vtgcore_plugins.compressors.video_qformer",
     "vtgcore_plugins.projectors.linear",
     "vtgcore_plugins.llms.hf_causal_lm",
 )

@@ -67,6 +67,11 @@ def test_train_writes_safetensors_checkpoints_and_resumes_exactly(synth_dir, tmp
     assert set(saved) == set(full)  # only trainable weights are saved
     manifest = json.loads((tmp_path / "full" / "checkpoints" / "iter_6" / "manifest.json").read_text())
     assert manifest["iter"] == 6
+    # a run folder or its checkpoints folder stands for its last checkpoint
+    from vtgcore.checkpoint import resolve_checkpoint
+
+    for given in (tmp_path / "full", tmp_path / "full" / "checkpoints", tmp_path / "full" / "checkpoints" / "iter_6"):
+        assert resolve_checkpoint(given) == tmp_path / "full" / "checkpoints" / "iter_6"
 
 
 class LRLog(Hook):

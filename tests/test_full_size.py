@@ -1,0 +1,67 @@
+"""Full-size architectures without weights: built on the ``meta`` device, parameter counts checked
+against numbers worked out by hand from the paper's architecture."""
+
+import pytest
+import torch
+
+from vtgcore_plugins.encoders.eva_vit_g_qformer import EvaViTGQFormer
+
+
+def eva_vit_g_params(width=1408, depth=39, patch=14, grid=16, hidden=6144) -> int:
+    """EVA-ViT-g as BLIP-2 keeps it: conv stem, CLS, positions, pre-norm blocks, no final norm."""
+    stem = 3 * patch * patch * width + width      # patch_embed.proj weight + bias
+    stem += width                                 # cls_token
+    stem += (grid * grid + 1) * width             # pos_embed (257 positions)
+    block = (2 * width                            # norm1
+             + 3 * width * width + 2 * width      # qkv weight, q_bias, v_bias (no k bias)
+             + width * width + width              # attn.proj
+             + 2 * width                          # norm2
+             + width * hidden + hidden            # mlp.fc1
+             + hidden * width + width)            # mlp.fc2
+    return stem + depth * block
+
+
+def qformer_params(h=768, inter=3072, enc=1408, layers=12, cross_every=2) -> int:
+    """BERT-base Q-Former, queries only: no word/position embeddings, no text feed-forward."""
+    attention_out = h * h + h + 2 * h             # output.dense + output.LayerNorm
+    self_attn = 3 * (h * h + h) + attention_out
+    cross_attn = (h * h + h) + 2 * (enc * h + h) + attention_out
+    ffn_query = (h * inter + inter) + (inter * h + h) + 2 * h
+    n_cross = len(range(0, layers, cross_every))
+    return 2 * h + layers * (self_attn + ffn_query) + n_cross * cross_attn  # + embeddings.LayerNorm
+
+
+def count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.fixture(scope="module")
+def full():
+    with torch.device("meta"):
+        return EvaViTGQFormer()  # the paper's settings, no weights
+
+
+def test_eva_vit_g_parameter_count(full):
+    assert int(1408 * 4.3637) == 6144  # the MLP width LAVIS gets from mlp_ratio 4.3637
+    expected = eva_vit_g_params()
+    assert expected == 985_894_528  # about 1.0B (EVA-CLIP-g's 40 blocks minus one)
+    assert count(full.vit) == expected
+    assert len(full.vit.blocks) == 39
+    assert full.vit.pos_embed.shape == (1, 257, 1408)
+    assert full.vit.blocks[0].attn.num_heads == 16 and full.vit.blocks[0].attn.head_dim == 88
+    assert all(p.dtype == torch.float16 for p in full.vit.parameters())  # vit_precision fp16
+
+
+def test_qformer_ln_vision_and_queries(full):
+    assert count(full.qformer) == qformer_params() == 105_137_664
+    assert full.query_tokens.shape == (1, 32, 768)
+    assert full.ln_vision.normalized_shape == (1408,) and count(full.ln_vision) == 2 * 1408
+    assert full.ln_vision.weight.dtype == torch.float32
+    assert (full.out_dim, full.tokens_per_frame, full.image_size) == (768, 32, 224)
+
+
+def test_full_size_shapes_on_meta(full):
+    x = torch.empty(2, 3, 224, 224, device="meta")
+    assert full.encode_vit(x).shape == (2, 257, 1408)
+    out = full(x)
+    assert out.shape == (2, 32, 768) and out.dtype == torch.float32
