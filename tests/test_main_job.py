@@ -11,7 +11,7 @@ from vtgcore.main_job import KEYS
 @pytest.mark.slow
 def test_main_job_layout(tmp_path, capsys):
     out = tmp_path / "main"
-    args = ["run", "--out", str(out), "--train", "4", "--val", "2", "data.num_frames=4",
+    args = ["run", "--out", str(out), "--train", "4", "--val", "2", "--pretrain-steps", "2", "data.num_frames=4",
             "model.compressor.params.num_slots=4", "runner.train_cfg.max_iters=3", "runner.warmup_iters=1"]
     assert cli.main(args) == 0
     lines = capsys.readouterr().out.strip().splitlines()
@@ -26,3 +26,8 @@ def test_main_job_layout(tmp_path, capsys):
     assert (run_dir / "checkpoints" / "iter_3" / "recipe.yaml").is_file()
     assert (run_dir / "eval" / "moment_retrieval" / "predictions.json").is_file()
     assert list(run_dir.glob("*/*.log")), "the mmengine log is kept in the run folder"
+    # the encoder was pre-trained on the synthetic frames and the run loaded those weights
+    weights = list((out / "vtg_synth").glob("encoder-*.safetensors"))
+    assert len(weights) == 1
+    assert f"checkpoint: {weights[0]}" in (run_dir / "checkpoints" / "iter_3" / "recipe.yaml").read_text()
+    assert any("pre-training the tiny_vit encoder" in line for line in lines)

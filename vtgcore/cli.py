@@ -247,10 +247,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from vtgcore.main_job import run
+    from vtgcore.main_job import N_TRAIN, PRETRAIN_STEPS, run
 
+    args.train = N_TRAIN if args.train is None else args.train
+    args.pretrain_steps = PRETRAIN_STEPS if args.pretrain_steps is None else args.pretrain_steps
     run_dir = run(args.out, recipe=args.recipe, overrides=args.overrides, seed=args.seed, n_train=args.train,
-                  n_val=args.val)
+                  n_val=args.val, pretrain_steps=args.pretrain_steps)
     print(run_dir)
     return 0
 
@@ -358,8 +360,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", default="recipes/vtgllm/synth_tiny.yaml")
     p.add_argument("--out", default="work_dirs/main", help="output folder (the run folder is OUT/run)")
     p.add_argument("--seed", type=int, default=0, help="VTG-Synth seed")
-    p.add_argument("--train", type=int, default=200, help="training videos")
+    p.add_argument("--train", type=int, default=None, help="training videos (default 1000)")
     p.add_argument("--val", type=int, default=50, help="held-out videos")
+    p.add_argument("--pretrain-steps", type=int, default=None,
+                   help="encoder pre-training steps on VTG-Synth frames (default 600; 0 skips)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("smoke", help="build a recipe's model and overfit one generated batch (no data needed)")

@@ -23,6 +23,9 @@ KEYS = {
     "dense_captioning": ("CIDEr", "METEOR", "SODA_c", "F1", "Precision", "Recall"),
 }
 TASKS = {"mr": "moment_retrieval", "hd": "highlights", "dvc": "dense_captioning"}
+N_TRAIN = 1000
+"""Training videos of the main job's VTG-Synth (200 gave R1@0.5 21, 1000 gave 40: docs/training.md)."""
+PRETRAIN_STEPS = 600
 
 
 def _select(metrics: dict[str, Any], task: str) -> dict[str, Any]:
@@ -98,10 +101,40 @@ def table(results: dict[str, dict[str, Any]], baselines: dict[str, dict[str, Any
     return "\n".join(lines)
 
 
+def _pretrained_encoder(rec: Any, synth: Path, steps: int, log: Callable[[str], Any]) -> Path:
+    """Pre-train the recipe's encoder on VTG-Synth once per (encoder spec, steps, seed); its weights file."""
+    import hashlib
+
+    from omegaconf import OmegaConf
+
+    from vtgcore.data.synth_encoder import pretrain_recipe_encoder
+
+    spec = OmegaConf.to_container(rec.model.encoder, resolve=True)
+    key = hashlib.sha256(json.dumps([spec["name"], spec["params"], steps, int(rec.seed)], sort_keys=True).encode())
+    weights = synth / f"encoder-{key.hexdigest()[:12]}.safetensors"
+    if weights.is_file():
+        log(f"[2/5] pre-trained encoder already in {weights}")
+        return weights
+    log(f"[2/5] pre-training the {spec['name']} encoder on VTG-Synth frames for {steps} steps")
+    report = pretrain_recipe_encoder(rec, synth, weights, steps=steps,
+                                     progress=lambda step, total, loss: log(f"  step {step}/{total}  loss {loss:.4f}"))
+    val = report["val"]
+    log(f"  held-out patch labels: accuracy {val['accuracy']:.3f} (majority {val['majority']:.3f}), "
+        f"recall {val['recall']:.3f}; {report['seconds']} s")
+    return weights
+
+
 def run(out_dir: str | Path = "work_dirs/main", *, recipe: str | Path = "recipes/vtgllm/synth_tiny.yaml",
-        overrides: Sequence[str] = (), seed: int = 0, n_train: int = 200, n_val: int = 50,
+        overrides: Sequence[str] = (), seed: int = 0, n_train: int = N_TRAIN, n_val: int = 50,
+        pretrain_steps: int = PRETRAIN_STEPS, workers: int | None = None,
         log: Callable[[str], Any] = print) -> Path:
-    """Run the whole job; returns the run folder."""
+    """Run the whole job; returns the run folder.
+
+    Steps: generate VTG-Synth (``workers`` processes; skipped when present), pre-train the recipe's
+    frame encoder on the synthetic frames (``pretrain_steps``; 0 or a recipe that sets
+    ``model.encoder.checkpoint`` skips it; the weights are kept per encoder spec and steps),
+    train, evaluate on the held-out split, and score the constant-window baseline.
+    """
     from vtgcore.config.loader import load_recipe
     from vtgcore.data.dataset import FrameConfig
     from vtgcore.data.formats import load_eval, load_vtg_it
@@ -114,14 +147,22 @@ def run(out_dir: str | Path = "work_dirs/main", *, recipe: str | Path = "recipes
     out = Path(out_dir)
     synth = out / "vtg_synth"
     if not (synth / "meta.json").is_file():
-        log(f"[1/4] generating VTG-Synth (seed {seed}, {n_train} train + {n_val} val videos) in {synth}")
-        generate_synth(synth, seed=seed, n_train=n_train, n_val=n_val)
+        import os
+
+        workers = workers or min(4, os.cpu_count() or 1)
+        log(f"[1/5] generating VTG-Synth (seed {seed}, {n_train} train + {n_val} val videos, {workers} processes) in {synth}")
+        generate_synth(synth, seed=seed, n_train=n_train, n_val=n_val, workers=workers)
     else:
-        log(f"[1/4] VTG-Synth already in {synth}")
+        log(f"[1/5] VTG-Synth already in {synth}")
     run_dir = out / "run"
-    rec = load_recipe(recipe, [f"data.video_root={synth}", f"data.feature_cache={out / 'feature_cache'}",
-                               f"work_dir={run_dir}", *overrides])
-    log(f"[2/4] training {rec.experiment_name} for {rec.runner.train_cfg.max_iters} iterations in {run_dir}")
+    base = [f"data.video_root={synth}", f"data.feature_cache={out / 'feature_cache'}", f"work_dir={run_dir}"]
+    rec = load_recipe(recipe, [*base, *overrides])
+    if pretrain_steps > 0 and not rec.model.encoder.get("checkpoint"):
+        weights = _pretrained_encoder(rec, synth, pretrain_steps, log)
+        rec = load_recipe(recipe, [*base, f"model.encoder.checkpoint={weights}", *overrides])
+    else:
+        log("[2/5] encoder pre-training skipped")
+    log(f"[3/5] training {rec.experiment_name} for {rec.runner.train_cfg.max_iters} iterations in {run_dir}")
     runner = build_runner(rec, work_dir=str(run_dir), resume="auto")
     runner.train()
     model = runner.model.module.vtg if hasattr(runner.model, "module") else runner.model.vtg
@@ -130,7 +171,7 @@ def run(out_dir: str | Path = "work_dirs/main", *, recipe: str | Path = "recipes
     frames = FrameConfig(rec.data.num_frames, rec.data.eval_sampling, rec.data.reader, enc.image_size,
                          mean=enc.mean, std=enc.std)
     cache = feature_cache(model, rec)
-    log("[3/4] evaluating on the held-out split")
+    log("[4/5] evaluating on the held-out split")
     results: dict[str, dict[str, Any]] = {}
     val_items: dict[str, list[Any]] = {}
     for task, spec in rec.data.val.items():
@@ -140,7 +181,7 @@ def run(out_dir: str | Path = "work_dirs/main", *, recipe: str | Path = "recipes
                                generation=GenerationConfig(max_new_tokens=96 if task != "mr" else 24),
                                feature_cache=cache)
         results[TASKS[task]] = _select(metrics, TASKS[task])
-    log("[4/4] constant-window baseline")
+    log("[5/5] constant-window baseline")
     window = constant_window(load_vtg_it(rec.data.train.annotation), synth)
     for items in val_items.values():
         fill_durations(items, synth)
