@@ -37,7 +37,8 @@ def plugin_rows(catalog: Any = None) -> list[dict[str, str]]:
 
 
 def save_checkpoint(model: torch.nn.Module, directory: str | Path, recipe: Optional[DictConfig] = None,
-                    extra: Optional[dict[str, Any]] = None) -> Path:
+                    extra: Optional[dict[str, Any]] = None,
+                    state: Optional[dict[str, torch.Tensor]] = None) -> Path:
     """Save the trainable weights and, when given, the recipe, atomically file by file.
 
     Args:
@@ -45,6 +46,8 @@ def save_checkpoint(model: torch.nn.Module, directory: str | Path, recipe: Optio
         directory: the checkpoint folder (created).
         recipe: the resolved recipe.
         extra: more fields for ``manifest.json`` (step, epoch, metrics ...).
+        state: the tensors to save instead of the trainable parameters (names of ``model``'s
+            parameters or buffers; e.g. a converted checkpoint saves frozen weights too).
 
     Returns:
         The folder.
@@ -52,7 +55,7 @@ def save_checkpoint(model: torch.nn.Module, directory: str | Path, recipe: Optio
     from safetensors.torch import save
 
     directory = Path(directory)
-    state = trainable_state(model)
+    state = trainable_state(model) if state is None else {k: v.detach().contiguous().cpu() for k, v in state.items()}
     atomic_write_bytes(directory / WEIGHTS, save(state))
     if recipe is not None:
         atomic_write_text(directory / RECIPE, OmegaConf.to_yaml(recipe, resolve=True))

@@ -141,6 +141,25 @@ def cmd_data_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert_vtgllm_original(args: argparse.Namespace) -> int:
+    from vtgcore.convert.vtgllm_original import convert_vtgllm_original
+
+    report = convert_vtgllm_original(args.src, args.out_dir, recipe=args.recipe, interpolation=args.interpolation,
+                                     overrides=args.overrides,
+                                     progress=lambda message: print(f"vtg: convert: {message}", file=sys.stderr))
+    for reason, count in report["ignored"].items():
+        print(f"ignored {count} key(s): {reason}")
+    if "frame_table_resized" in report:
+        print("frame-position table widened by nearest: {} -> {} rows".format(*report["frame_table_resized"]))
+    if "time_table" in report:
+        t = report["time_table"]
+        print(f"time table: {t['trained_rows']} of {t['rows']} rows trained, interpolation {t['interpolation']}")
+    print(f"LLM base weights from the {report['llm_base_weights']}; "
+          f"{report['tensors']} tensors ({report['parameters']:,} parameters) written")
+    print(report["out_dir"])
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from vtgcore.config.loader import load_recipe
     from vtgcore.mm.runner import build_runner
@@ -158,7 +177,7 @@ def cmd_cache_features(args: argparse.Namespace) -> int:
 
     from vtgcore.build import build_model
     from vtgcore.config.loader import load_recipe
-    from vtgcore.data.formats import load_eval, load_vtg_it, resolve_video
+    from vtgcore.data.formats import load_eval, resolve_video
     from vtgcore.mm.runner import feature_cache
 
     recipe = load_recipe(args.recipe, args.overrides)
@@ -169,8 +188,10 @@ def cmd_cache_features(args: argparse.Namespace) -> int:
     cache = feature_cache(model, recipe)
     root = args.video_root or recipe.data.video_root
     videos = []
-    if args.split in ("train", "all") and recipe.data.train.get("annotation"):
-        videos += [resolve_video(i.video, root) for i in load_vtg_it(recipe.data.train.annotation)]
+    if args.split in ("train", "all"):
+        from vtgcore.mm.mixing import train_videos
+
+        videos += train_videos(OmegaConf.to_container(recipe.data.train, resolve=True), root)
     if args.split in ("val", "all"):
         for spec in OmegaConf.to_container(recipe.data.val, resolve=True).values():
             videos += [resolve_video(i.video, root) for i in load_eval(spec["annotation"], spec.get("format"))]
@@ -311,6 +332,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the prompt choice")
     p.add_argument("--prompt-version", default="v1")
     p.set_defaults(func=cmd_data_convert)
+
+    convert = sub.add_parser("convert", help="convert other code bases' checkpoints to vtgcore checkpoint folders")
+    convert = convert.add_subparsers(dest="convert_command", required=True)
+    p = convert.add_parser("vtgllm-original", help="the released VTG-LLM checkpoint (LAVIS .pth, read weights-only)")
+    p.add_argument("src", help="the original checkpoint file (e.g. vtgllm.pth)")
+    p.add_argument("out_dir", help="the vtgcore checkpoint folder to write")
+    p.add_argument("overrides", nargs="*", help="recipe overrides: key=value, group=option or ~key")
+    p.add_argument("--recipe", default=None,
+                   help="recipe of the target model (default: recipes/vtgllm/eval_charades.yaml)")
+    p.add_argument("--interpolation", default="none", choices=["none", "linear", "legacy_swapped"],
+                   help="fill the untrained rows of the absolute-time table: linear (correct), legacy_swapped "
+                        "(the original's swapped weights, for replication) or none (default)")
+    p.set_defaults(func=cmd_convert_vtgllm_original)
 
     p = sub.add_parser("train", help="train a recipe with mmengine (checkpoints are safetensors folders)")
     p.add_argument("recipe")
