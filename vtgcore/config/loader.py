@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from vtgcore.config.schema import CHAT_TEMPLATES, READERS, SAMPLINGS, TRAINABLE, Recipe
+from vtgcore.config.train_data import check_train_data
 from vtgcore.errors import RecipeError, VTGError
 from vtgcore.hookspecs import KINDS
 
@@ -230,9 +231,11 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = (), *, catalog: Any
     cfg = apply_overrides(OmegaConf.create(OmegaConf.to_container(cfg)), overrides, root)
     recipe = check_schema(cfg, str(path))
     try:
-        OmegaConf.to_container(recipe, resolve=True)
+        resolved = OmegaConf.to_container(recipe, resolve=True)
     except OmegaConfBaseException as exc:
         raise RecipeError(f"{path}: cannot resolve an interpolation: {str(exc).splitlines()[0]}") from None
+    if resolved["data"]["train"].get("datasets") is not None:
+        check_train_data(resolved["data"]["train"], f"{path}: data.train")
     if validate_plugins:
         check_plugins(recipe, catalog, str(path))
     return recipe

@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from vtgcore.errors import RecipeError
+from vtgcore.mm.batch import DEFAULT_BATCH_SIZE, apply_global_batch
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -89,31 +90,38 @@ def feature_cache(vtg: Any, recipe: DictConfig) -> Any:
 
 def train_loader(model: Any, recipe: DictConfig, video_root: Optional[str]) -> DataLoader:
     """The training data loader of a recipe (``data.train``: annotation, batch_size, num_workers,
-    skip_broken, crop, sources)."""
+    skip_broken, crop, sources; or ``datasets: [{annotation, ratio, video_root?, sources?}]`` to mix
+    several sets, see :mod:`vtgcore.mm.mixing`)."""
+    from mmengine.logging import print_log
+
     from vtgcore.mm.datasets import EpochIndexSampler, VTGInstructDataset, vtg_collate
+    from vtgcore.mm.mixing import MixedInstructDataset, MixSampler, check_train_data, dataset_videos
 
     data = recipe.data
     train = OmegaConf.to_container(data.train, resolve=True)
-    if "annotation" not in train:
-        raise RecipeError("data.train.annotation is not set: name the VTG-IT training file")
+    check_train_data(train)
     enc = model.vtg.encoder
-    dataset = VTGInstructDataset(
-        annotation=train["annotation"], video_root=video_root or data.video_root, num_frames=data.num_frames,
-        sampling=data.train_sampling, reader=data.reader, image_size=enc.image_size,
-        resize=train.get("resize", "squash"), crop=train.get("crop", False), mean=enc.mean, std=enc.std,
-        skip_broken=train.get("skip_broken", False), seed=recipe.seed, sources=train.get("sources"))
+    common = dict(num_frames=data.num_frames, sampling=data.train_sampling, reader=data.reader,
+                  image_size=enc.image_size, resize=train.get("resize", "squash"), crop=train.get("crop", False),
+                  mean=enc.mean, std=enc.std, skip_broken=train.get("skip_broken", False), seed=recipe.seed)
+    if train.get("datasets") is not None:
+        dataset: Any = MixedInstructDataset(train["datasets"], video_root=video_root or data.video_root, **common)
+        sampler: Any = MixSampler(dataset, shuffle=True, seed=recipe.seed)
+        print_log(f"training data mix: {dataset.describe()}", logger="current")
+    else:
+        dataset = VTGInstructDataset(annotation=train["annotation"], video_root=video_root or data.video_root,
+                                     sources=train.get("sources"), **common)
+        sampler = EpochIndexSampler(dataset, shuffle=True, seed=recipe.seed)
     cache = feature_cache(model.vtg, recipe)
     if cache is not None:
         if train.get("crop", False) and cache.encoder is not None:
             raise RecipeError("data.train.crop changes pixels per sample; it cannot be used with cached encoder features")
-        from vtgcore.data.formats import resolve_video
-
-        cache.fill([resolve_video(i.video, dataset.video_root) for i in dataset.items], progress=_log_progress("feature cache"))
+        cache.fill(dataset_videos(dataset), progress=_log_progress("feature cache"))
         dataset.feature_cache = cache
     workers = int(train.get("num_workers", 0))
-    return DataLoader(dataset, batch_size=int(train.get("batch_size", 8)), num_workers=workers,
-                      sampler=EpochIndexSampler(dataset, shuffle=True, seed=recipe.seed), collate_fn=vtg_collate,
-                      persistent_workers=False, pin_memory=torch.cuda.is_available())
+    return DataLoader(dataset, batch_size=int(train.get("batch_size", DEFAULT_BATCH_SIZE)), num_workers=workers,
+                      sampler=sampler, collate_fn=vtg_collate, persistent_workers=False,
+                      pin_memory=torch.cuda.is_available())
 
 
 def _init_cpu_process_group() -> None:
@@ -162,6 +170,8 @@ def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher
     if launcher == "pytorch" and not torch.cuda.is_available():
         _init_cpu_process_group()
     runner_cfg: dict[str, Any] = OmegaConf.to_container(recipe.runner, resolve=True)
+    batch_size = int(OmegaConf.to_container(recipe.data.train, resolve=True).get("batch_size", DEFAULT_BATCH_SIZE))
+    derived = apply_global_batch(runner_cfg, batch_size, launcher)  # before the model: fail fast
     train_cfg = {"type": "IterBasedTrainLoop", "max_iters": 1000, "val_interval": 10**9}
     train_cfg.update(runner_cfg.pop("train_cfg", {}) or {})
     warmup = int(runner_cfg.pop("warmup_iters", 0))
@@ -196,10 +206,13 @@ def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher
     if wrapper is None and launcher != "none" and not torch.cuda.is_available():
         wrapper = {"type": "MMDistributedDataParallel", "device_ids": None, "broadcast_buffers": False}
     Path(work_dir).mkdir(parents=True, exist_ok=True)
-    return Runner(
+    runner = Runner(
         model=model, work_dir=work_dir, experiment_name=recipe.experiment_name,
         train_dataloader=train_loader(model, recipe, video_root), train_cfg=train_cfg,
         optim_wrapper=optim, param_scheduler=schedule, default_hooks=default_hooks, custom_hooks=custom_hooks,
         launcher=launcher, env_cfg=env_cfg, randomness={"seed": recipe.seed, "deterministic": False},
         default_scope="vtgcore", log_processor={"window_size": log_interval, "by_epoch": False},
         cfg={"model_wrapper_cfg": wrapper} if wrapper else None, **runner_cfg)
+    if derived:
+        runner.logger.info("derived from the recipe: " + ", ".join(f"{k} {v}" for k, v in derived.items()))
+    return runner
