@@ -47,12 +47,12 @@ def cmd_recipe_show(args: argparse.Namespace) -> int:
 
 
 def cmd_recipe_validate(args: argparse.Namespace) -> int:
-    from vtgcore.config.loader import is_component, load_recipe, recipe_files, validate_component
+    from vtgcore.config.loader import is_component, is_sweep, load_recipe, recipe_files, validate_component
 
     paths, overrides = _split(args.items)
     if not paths:
         raise VTGError("recipe validate: name at least one recipe file or folder")
-    files = recipe_files(paths)
+    files = recipe_files(paths, sweeps=True)
     if not files:
         raise VTGError(f"recipe validate: no .yaml recipes under {', '.join(paths)}")
     bad = 0
@@ -60,6 +60,10 @@ def cmd_recipe_validate(args: argparse.Namespace) -> int:
         try:
             if is_component(path):
                 validate_component(path)
+            elif is_sweep(path):
+                from vtgcore.sweep import validate_sweep
+
+                validate_sweep(path, overrides)
             else:
                 load_recipe(path, overrides)
         except VTGError as exc:
@@ -273,8 +277,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     args.train = N_TRAIN if args.train is None else args.train
     args.pretrain_steps = PRETRAIN_STEPS if args.pretrain_steps is None else args.pretrain_steps
     run_dir = run(args.out, recipe=args.recipe, overrides=args.overrides, seed=args.seed, n_train=args.train,
-                  n_val=args.val, pretrain_steps=args.pretrain_steps)
+                  n_val=args.val, pretrain_steps=args.pretrain_steps, plots=args.plots)
     print(run_dir)
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from vtgcore.sweep import command
+
+    return command(args.sweep_file, out=args.out, launcher=args.launcher, dry_run=args.dry_run, only=args.only,
+                   seeds=args.seed, note=lambda message: print(message, file=sys.stderr))
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from vtgcore import plots
+
+    folder = Path(args.folder)
+    if (folder / "results.json").is_file():
+        paths = plots.sweep_charts(folder, metrics=args.metric)
+    else:
+        run_dir = folder / "run" if (folder / "run" / "eval").is_dir() and not (folder / "eval").is_dir() else folder
+        if not (run_dir / "eval" / "moment_retrieval" / "metrics.json").is_file():
+            raise VTGError(f"{folder}: neither a sweep folder (results.json) nor a run folder with a "
+                           "moment-retrieval evaluation (eval/moment_retrieval/metrics.json)")
+        paths = plots.run_timelines(run_dir, limit=args.limit or None,
+                                    warn=lambda message: print(f"vtg: warning: {message}", file=sys.stderr))
+    for path in paths:
+        print(path)
+    print(f"{len(paths)} picture(s) written")
     return 0
 
 
@@ -398,7 +428,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val", type=int, default=50, help="held-out videos")
     p.add_argument("--pretrain-steps", type=int, default=None,
                    help="encoder pre-training steps on VTG-Synth frames (default 600; 0 skips)")
+    p.add_argument("--plots", type=int, default=20, metavar="N",
+                   help="draw timelines of the first N moment-retrieval videos into RUN/plots (default 20; 0: none)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("sweep", help="train and evaluate recipe variants x seeds (results.csv/json/md)")
+    p.add_argument("sweep_file", help="sweep YAML: base, common, seeds, variants or grid, main_job")
+    p.add_argument("--out", default=None, help="output folder (default: work_dirs/sweeps/<sweep file name>)")
+    p.add_argument("--launcher", default="none", choices=["none", "print"],
+                   help="none: run here, one after the other; print: one command per pending run (for a cluster)")
+    p.add_argument("--dry-run", action="store_true", help="resolve every variant and show what would run")
+    p.add_argument("--only", action="append", metavar="NAME", help="run only this variant (repeatable)")
+    p.add_argument("--seed", action="append", type=int, metavar="S", help="run only this seed (repeatable)")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("plot", help="draw a run folder's timelines or a sweep folder's charts into DIR/plots")
+    p.add_argument("folder", help="a run folder (vtg run: OUT/run) or a sweep folder (vtg sweep --out)")
+    p.add_argument("--limit", type=int, default=20, help="run folder: first N videos (default 20; 0: all)")
+    p.add_argument("--metric", action="append", help="sweep folder: metric(s) to chart, e.g. moment_retrieval/R1@0.5 "
+                   "(default: all)")
+    p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("smoke", help="build a recipe's model and overfit one generated batch (no data needed)")
     p.add_argument("recipe")

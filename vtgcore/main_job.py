@@ -2,7 +2,8 @@
 the held-out split with the real evaluation path, compare with a constant-window baseline.
 
 The run folder holds the resolved recipe and plugins (in each checkpoint), the checkpoints, the
-training log, per-task generations and predictions, and ``metrics.json``: one object per task
+training log, per-task generations and predictions, timelines of the first moment-retrieval videos
+(``plots/``), and ``metrics.json``: one object per task
 (``moment_retrieval``, ``highlights``, ``dense_captioning``) with the keys of ``vtg metrics
 --json`` in percent, and ``baselines`` in the same layout.
 """
@@ -26,6 +27,8 @@ TASKS = {"mr": "moment_retrieval", "hd": "highlights", "dvc": "dense_captioning"
 N_TRAIN = 1000
 """Training videos of the main job's VTG-Synth (200 gave R1@0.5 21, 1000 gave 40: docs/training.md)."""
 PRETRAIN_STEPS = 600
+PLOT_VIDEOS = 20
+"""Timelines drawn at the end of a run (the first videos of the moment-retrieval set; 0: none)."""
 
 
 def _select(metrics: dict[str, Any], task: str) -> dict[str, Any]:
@@ -124,16 +127,47 @@ def _pretrained_encoder(rec: Any, synth: Path, steps: int, log: Callable[[str], 
     return weights
 
 
+def job_overrides(out_dir: str | Path, synth_dir: str | Path | None = None,
+                  feature_cache_dir: str | Path | None = None) -> list[str]:
+    """The overrides :func:`run` puts before the caller's: VTG-Synth as the video root (default
+    ``OUT/vtg_synth``), the feature cache (default ``OUT/feature_cache``), the work dir ``OUT/run``."""
+    out = Path(out_dir)
+    synth = Path(synth_dir) if synth_dir is not None else out / "vtg_synth"
+    cache = Path(feature_cache_dir) if feature_cache_dir is not None else out / "feature_cache"
+    return [f"data.video_root={synth}", f"data.feature_cache={cache}", f"work_dir={out / 'run'}"]
+
+
+def _plot_timelines(run_dir: Path, synth: Path, rec: Any, limit: int, log: Callable[[str], Any]) -> None:
+    """Draw the timelines of the first ``limit`` moment-retrieval videos; a failure is logged, not raised."""
+    from vtgcore.plots import run_timelines
+
+    try:
+        paths = run_timelines(run_dir, limit=limit, video_root=synth, num_frames=int(rec.data.num_frames),
+                              sampling=rec.data.eval_sampling, reader=rec.data.reader,
+                              warn=lambda message: log(f"warning: {message}"))
+    except Exception as exc:  # the metrics are written; a picture must not fail the run
+        log(f"warning: timelines not drawn: {type(exc).__name__}: {exc}")
+    else:
+        log(f"timelines of {len(paths)} videos in {run_dir / 'plots'}")
+
+
 def run(out_dir: str | Path = "work_dirs/main", *, recipe: str | Path = "recipes/vtgllm/synth_tiny.yaml",
         overrides: Sequence[str] = (), seed: int = 0, n_train: int = N_TRAIN, n_val: int = 50,
         pretrain_steps: int = PRETRAIN_STEPS, workers: int | None = None,
-        log: Callable[[str], Any] = print) -> Path:
+        log: Callable[[str], Any] = print, synth_dir: str | Path | None = None,
+        feature_cache_dir: str | Path | None = None, plots: int = PLOT_VIDEOS) -> Path:
     """Run the whole job; returns the run folder.
 
     Steps: generate VTG-Synth (``workers`` processes; skipped when present), pre-train the recipe's
     frame encoder on the synthetic frames (``pretrain_steps``; 0 or a recipe that sets
     ``model.encoder.checkpoint`` skips it; the weights are kept per encoder spec and steps),
     train, evaluate on the held-out split, and score the constant-window baseline.
+
+    ``synth_dir`` (default ``OUT/vtg_synth``) and ``feature_cache_dir`` (default
+    ``OUT/feature_cache``) may be shared by several runs (``vtg sweep``): VTG-Synth is generated
+    only when its ``meta.json`` is missing, the pre-trained encoders are kept in it, and cache
+    entries are keyed by the encoder and its weights. ``plots``: timelines of the first N
+    moment-retrieval videos in ``RUN/plots/`` (0: none).
     """
     from vtgcore.config.loader import load_recipe
     from vtgcore.data.dataset import FrameConfig
@@ -145,7 +179,7 @@ def run(out_dir: str | Path = "work_dirs/main", *, recipe: str | Path = "recipes
 
     start = time.perf_counter()
     out = Path(out_dir)
-    synth = out / "vtg_synth"
+    synth = Path(synth_dir) if synth_dir is not None else out / "vtg_synth"
     if not (synth / "meta.json").is_file():
         import os
 
@@ -155,7 +189,7 @@ def run(out_dir: str | Path = "work_dirs/main", *, recipe: str | Path = "recipes
     else:
         log(f"[1/5] VTG-Synth already in {synth}")
     run_dir = out / "run"
-    base = [f"data.video_root={synth}", f"data.feature_cache={out / 'feature_cache'}", f"work_dir={run_dir}"]
+    base = job_overrides(out, synth, feature_cache_dir)
     rec = load_recipe(recipe, [*base, *overrides])
     if pretrain_steps > 0 and not rec.model.encoder.get("checkpoint"):
         weights = _pretrained_encoder(rec, synth, pretrain_steps, log)
@@ -194,4 +228,6 @@ def run(out_dir: str | Path = "work_dirs/main", *, recipe: str | Path = "recipes
     mr, base = results.get("moment_retrieval", {}), baselines.get("moment_retrieval", {})
     log(f"moment retrieval R1@0.5: model {mr.get('R1@0.5', 0):.1f}, constant window {base.get('R1@0.5', 0):.1f} "
         f"({summary['wall_seconds']} s in all)")
+    if plots > 0 and "mr" in rec.data.val:
+        _plot_timelines(run_dir, synth, rec, plots, log)
     return run_dir

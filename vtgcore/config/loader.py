@@ -32,6 +32,7 @@ GROUPS: dict[str, str] = {**{kind: f"model.{kind}" for kind in KINDS}, "data": "
 """Config group -> the node its component files land at."""
 
 COMPONENTS_DIR = "components"
+SWEEPS_DIR = "sweeps"
 
 
 def find_root(path: Path) -> Path:
@@ -263,12 +264,18 @@ def check_plugins(recipe: DictConfig, catalog: Any = None, where: str = "") -> N
             raise RecipeError(f"{where}: model.{kind}.checkpoint must be a local file, not a URL: {spec.checkpoint}")
 
 
-def recipe_files(paths: Sequence[str | Path]) -> list[Path]:
-    """YAML files named by ``paths``; folders are searched recursively (component files included)."""
+def recipe_files(paths: Sequence[str | Path], *, sweeps: bool = False) -> list[Path]:
+    """YAML files named by ``paths``; folders are searched recursively (component files included;
+    sweep files, ``.../sweeps/*.yaml``, only with ``sweeps=True``)."""
     files: list[Path] = []
     for p in map(Path, paths):
-        files += sorted(p.rglob("*.yaml")) if p.is_dir() else [p]
+        files += sorted(f for f in p.rglob("*.yaml") if sweeps or not is_sweep(f)) if p.is_dir() else [p]
     return files
+
+
+def is_sweep(path: Path) -> bool:
+    """True for a sweep file (``.../sweeps/<name>.yaml``, see :mod:`vtgcore.sweep`): not a recipe."""
+    return Path(path).parent.name == SWEEPS_DIR
 
 
 def is_component(path: Path) -> bool:
