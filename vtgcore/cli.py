@@ -409,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None, help="vtgcore checkpoint folder")
     p.add_argument("--task", action="append", choices=["mr", "hd", "dvc"], help="task(s) to run (default: all of the split)")
     p.add_argument("--split", default="val", choices=["val", "test"], help="recipe data.val or data.test sets")
-    p.add_argument("--out", default=None, help="output folder (default: <checkpoint>/eval)")
+    p.add_argument("--out", default=None, help="output folder (default: <checkpoint>/eval_<split>, or <work_dir>/eval_<split> without a checkpoint)")
     p.add_argument("--video-root", default=None, help="folder relative video paths are resolved against")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=256)

@@ -319,7 +319,7 @@ def plan(sweep: Sweep, out: str | Path, *, only: Optional[Sequence[str]] = None,
     from vtgcore.config.loader import load_recipe, to_yaml
     from vtgcore.main_job import job_overrides
 
-    out = Path(out)
+    out = Path(out).resolve()  # one identity whatever spelling of the folder is given
     names = [v.name for v in sweep.variants]
     unknown = [n for n in (only or []) if n not in names]
     if unknown:
