@@ -157,6 +157,7 @@ ABLATIONS = {
                             "model.time_codec.params.fixed_format"},
     "no_token_init.yaml": {"model.time_codec.params.init_from_digits"},
     "no_fixed_format.yaml": {"model.time_codec.params.fixed_format"},
+    "qformer_text_input.yaml": {"model.encoder.params.text_input", "model.encoder.params.text_tokenizer"},
 }
 EVAL_ABLATIONS = {
     "interpolation_off.yaml": "none",

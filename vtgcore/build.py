@@ -68,6 +68,11 @@ def build_model(recipe: DictConfig, catalog: Optional[Catalog] = None, *, where:
         video_token=spec["video_token"],
         encoder_chunk_size=spec["encoder_chunk_size"],
     )
+    if getattr(encoder, "needs_timestamps", False) and hasattr(encoder, "set_time_writer"):
+        # an encoder that writes frame times as text (Q-Former text input) writes them with the
+        # recipe's codec and gets its tokens; before the checkpoints, which hold the grown rows
+        codec = model.time_codec
+        encoder.set_time_writer(codec.encode, codec.special_tokens(), codec.token_init())
     for kind in ("encoder", "time_embedding", "compressor", "projector", "llm"):
         module: nn.Module = getattr(model, kind)
         if spec[kind]["checkpoint"]:

@@ -24,6 +24,8 @@ class FrameEncoder(nn.Module, abc.ABC):
         image_size: H = W expected at the input.
         mean: per-channel normalisation mean for pixels in [0, 1].
         std: per-channel normalisation std.
+        needs_timestamps: True when ``forward`` also takes ``timestamps`` (N,), the seconds of each
+            frame (e.g. a Q-Former that reads the frame's time as text); the model then passes them.
     """
 
     out_dim: int
@@ -31,6 +33,7 @@ class FrameEncoder(nn.Module, abc.ABC):
     image_size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    needs_timestamps: bool = False
 
     @abc.abstractmethod
     def forward(self, frames: torch.Tensor) -> torch.Tensor:

@@ -53,13 +53,15 @@ class VideoLLM(nn.Module):
         """K, the number of video tokens for ``num_frames`` frames."""
         return self.compressor.output_tokens(num_frames, self.encoder.tokens_per_frame)
 
-    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+    def encode_frames(self, frames: torch.Tensor, timestamps: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Run the encoder over all frames, in chunks of ``encoder_chunk_size``.
 
-        Precomputed encoder outputs (from the feature cache) pass through unchanged.
+        Precomputed encoder outputs (from the feature cache) pass through unchanged. An encoder
+        with ``needs_timestamps`` also gets each frame's seconds.
 
         Shape:
-            frames: (B, T, 3, H, W) pixels, or (B, T, L, Dv) cached features -> (B, T, L, Dv)
+            frames: (B, T, 3, H, W) pixels, or (B, T, L, Dv) cached features; timestamps: (B, T)
+            -> (B, T, L, Dv)
         """
         if frames.dim() == 4:
             expected = (self.encoder.tokens_per_frame, self.encoder.out_dim)
@@ -71,7 +73,14 @@ class VideoLLM(nn.Module):
         b, t = frames.shape[:2]
         flat = frames.flatten(0, 1)
         step = self.encoder_chunk_size or flat.shape[0]
-        out = torch.cat([self.encoder(flat[i:i + step]) for i in range(0, flat.shape[0], step)])
+        if getattr(self.encoder, "needs_timestamps", False):
+            if timestamps is None or tuple(timestamps.shape) != (b, t):
+                raise ShapeError(f"the encoder needs the frame timestamps (B, T) = {(b, t)}, got "
+                                 f"{None if timestamps is None else tuple(timestamps.shape)}")
+            secs = timestamps.reshape(-1)
+            out = torch.cat([self.encoder(flat[i:i + step], secs[i:i + step]) for i in range(0, flat.shape[0], step)])
+        else:
+            out = torch.cat([self.encoder(flat[i:i + step]) for i in range(0, flat.shape[0], step)])
         return out.reshape(b, t, *out.shape[1:])
 
     def encode_video(self, frames: torch.Tensor, timestamps: torch.Tensor,
@@ -84,7 +93,7 @@ class VideoLLM(nn.Module):
         """
         if timestamps.shape != frames.shape[:2]:
             raise ShapeError(f"timestamps {tuple(timestamps.shape)} do not match frames {tuple(frames.shape[:2])}")
-        tokens = self.encode_frames(frames)
+        tokens = self.encode_frames(frames, timestamps)
         tokens = self.time_embedding(tokens, timestamps, frame_mask)
         visual = self.compressor(tokens, frame_mask, timestamps)
         expected = self.num_video_tokens(frames.shape[1])

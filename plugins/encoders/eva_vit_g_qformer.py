@@ -19,6 +19,23 @@ Loading is strict: every parameter of the part a file provides must be in it, an
 file must land somewhere, except the keys of :data:`LAVIS_IGNORED` (the text-only parts of the
 InstructBLIP Q-Former and the EVA-CLIP leftovers LAVIS drops); those are listed in the log, never
 dropped silently. A mismatch raises :class:`vtgcore.errors.CheckpointError` naming the keys.
+
+``text_input: true`` is the paper's "Q-Former text input" ablation (``qformer_text_input: True``,
+``vtgllm-original.md`` section 1.4): every frame's Q-Former also reads the BERT-tokenised text
+``This frame is sampled at <time> second.``, the time written by the recipe's time codec (set by the
+model builder through :meth:`EvaViTGQFormer.set_time_writer`, which also adds the codec's tokens to
+the BERT vocabulary and resizes the Q-Former word embeddings, rows copied from the digit rows when
+the codec asks). Queries and text share self-attention (InstructBLIP's ``input_ids`` +
+``query_embeds``). The Q-Former then keeps its word and position embeddings and the text-side
+feed-forward, and the InstructBLIP file must provide them. Two behaviours to know:
+
+* Quirk kept from the original: a frame's tokens are the *whole* last hidden state, queries and
+  text (``num_query_tokens + text_max_length``), not only the queries.
+* Difference: the text is always padded to ``text_max_length`` (the original padded to the longest
+  text of the batch), so L is the same for every batch, K is known before the forward and the
+  feature cache and compressors see one L. The padding positions' outputs are tokens too (their
+  keys are masked in the attention, their queries are not). A text longer than ``text_max_length``
+  is an error, never cut.
 """
 
 from __future__ import annotations
@@ -28,12 +45,12 @@ import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 from torch import nn
 
-from vtgcore.errors import CheckpointError, ConfigValidationError
+from vtgcore.errors import CheckpointError, ConfigValidationError, ShapeError
 from vtgcore.interfaces import FrameEncoder
 from vtgcore.plugins import hookimpl
 
@@ -57,6 +74,16 @@ LAVIS_IGNORED: tuple[tuple[str, str], ...] = (
     (r"^llm_proj\.", "InstructBLIP's projection to Vicuna (VTG-LLM has its own projector)"),
     (r"^llm_model\.", "InstructBLIP's Vicuna weights (the LLM is a separate component)"),
 )
+
+#: The patterns of :data:`LAVIS_IGNORED` that name the Q-Former's text parts: loaded, not ignored,
+#: when text input is on.
+LAVIS_TEXT_PARTS: tuple[str, ...] = (
+    r"^Qformer\.bert\.embeddings\.(word_embeddings|position_embeddings)\.",
+    r"^Qformer\.bert\.encoder\.layer\.\d+\.(intermediate|output)\.",
+)
+
+#: BERT's position table size (``max_position_embeddings`` of bert-base-uncased).
+BERT_MAX_POSITIONS = 512
 
 
 def lavis_to_module_key(key: str) -> Optional[str]:
@@ -105,16 +132,19 @@ def module_to_lavis_key(key: str) -> str:
     raise KeyError(key)
 
 
-def lavis_ignore_reason(key: str, vit_depth: int) -> Optional[str]:
+def lavis_ignore_reason(key: str, vit_depth: int, text_input: bool = False) -> Optional[str]:
     """Why a LAVIS key is deliberately not loaded (None: it must be loaded).
 
     Args:
         key: a key of the LAVIS model namespace.
         vit_depth: blocks kept in the ViT; ``visual_encoder.blocks.N.*`` with N >= it are ignored.
+        text_input: the Q-Former reads text, so its text parts (:data:`LAVIS_TEXT_PARTS`) are loaded.
     """
     m = re.match(r"^visual_encoder\.blocks\.(\d+)\.", key)
     if m and int(m.group(1)) >= vit_depth:
         return f"ViT block {m.group(1)} is past vit_depth={vit_depth} (LAVIS drops EVA-CLIP-g's last block)"
+    if text_input and any(re.search(p, key) for p in LAVIS_TEXT_PARTS):
+        return None
     for pattern, reason in LAVIS_IGNORED:
         if re.search(pattern, key):
             return reason
@@ -185,6 +215,16 @@ class EvaViTGQFormerConfig:
         frame_chunk: frames per pass through ViT and Q-Former (bounds activation memory; the
             output is the same up to float rounding: bit-identical on CPU, within 1e-5 on an H100,
             whose kernels vary with the batch size). 0: all at once.
+        text_input: the paper's "Q-Former text input" ablation (see the module docstring): each
+            frame's Q-Former also reads ``text_template`` with the frame's time; L becomes
+            ``num_query_tokens + text_max_length``.
+        text_tokenizer: local folder of a BERT tokenizer (``bert-base-uncased``; loaded with
+            ``local_files_only=True``; LAVIS's ``[DEC]`` bos token is added, as InstructBLIP's
+            30523-row word table expects), or ``tiny`` (built in memory, for tests). Needed with
+            ``text_input``.
+        text_template: the frame text; ``{time}`` is replaced by the time codec's text.
+        text_max_length: BERT tokens of the frame text, ``[CLS]``/``[SEP]`` included (32, the
+            original's maximum); every text is padded to it.
     """
 
     image_size: int = 224
@@ -207,6 +247,46 @@ class EvaViTGQFormerConfig:
     freeze_qformer: bool = False
     qformer_checkpoint: Optional[str] = None
     frame_chunk: int = 32
+    text_input: bool = False
+    text_tokenizer: Optional[str] = None
+    text_template: str = "This frame is sampled at {time} second."
+    text_max_length: int = 32
+
+
+def default_time_writer(seconds: float) -> str:
+    """Seconds with one decimal (``12.3``): the frame-text writer until the model sets the codec's."""
+    return f"{seconds:.1f}"
+
+
+def load_text_tokenizer(path: str) -> Any:
+    """The Q-Former's BERT tokenizer: a local folder, or ``tiny`` (built in memory).
+
+    LAVIS's ``init_tokenizer`` adds ``[DEC]`` as the bos token; so is it here (InstructBLIP's word
+    table has 30522 + 1 rows).
+
+    Raises:
+        ConfigValidationError: the folder is missing or holds no tokenizer.
+    """
+    if path == "tiny":
+        from vtgcore.testing.tiny import build_tiny_bert_tokenizer
+
+        tokenizer = build_tiny_bert_tokenizer()
+    else:
+        from transformers import AutoTokenizer
+
+        if not Path(path).is_dir():
+            raise ConfigValidationError(f"eva_vit_g_qformer: text_tokenizer {path}: no such folder "
+                                        "(a local bert-base-uncased tokenizer folder; nothing is downloaded)")
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise ConfigValidationError(f"eva_vit_g_qformer: text_tokenizer {path}: cannot load a tokenizer "
+                                        f"({str(exc).strip().splitlines()[0] if str(exc).strip() else exc})") from None
+    if tokenizer.bos_token is None:
+        tokenizer.add_special_tokens({"bos_token": "[DEC]"})
+    if tokenizer.pad_token_id is None:
+        raise ConfigValidationError(f"eva_vit_g_qformer: text_tokenizer {path}: the tokenizer has no pad token")
+    return tokenizer
 
 
 class FP32LayerNorm(nn.LayerNorm):
@@ -244,23 +324,31 @@ def build_eva_vit(image_size: int = 224, patch_size: int = 14, width: int = 1408
 
 
 def build_qformer(hidden: int = 768, layers: int = 12, heads: int = 12, intermediate: int = 3072,
-                  encoder_width: int = 1408, cross_attention_freq: int = 2, dropout: float = 0.1) -> nn.Module:
-    """The InstructBLIP Q-Former with its text-only parts removed (queries only, as VTG-LLM).
+                  encoder_width: int = 1408, cross_attention_freq: int = 2, dropout: float = 0.1,
+                  text_vocab_size: int = 0, pad_token_id: int = 0) -> nn.Module:
+    """The InstructBLIP Q-Former, with its text-only parts removed unless it reads text.
 
     transformers' ``InstructBlipQFormerModel`` (BERT layers; cross-attention in layers 0, f, 2f,
-    ...; LayerNorm eps 1e-12). Removed, as VTG-LLM removes them when text input is off: the word and
-    position embeddings and each layer's text-side feed-forward (``intermediate``/``output``); the
-    queries use ``intermediate_query``/``output_query``.
+    ...; LayerNorm eps 1e-12). Without text (``text_vocab_size=0``) these are removed, as VTG-LLM
+    removes them when text input is off: the word and position embeddings and each layer's
+    text-side feed-forward (``intermediate``/``output``); the queries use
+    ``intermediate_query``/``output_query``. With text they are kept: a word table of
+    ``text_vocab_size`` rows and BERT's 512 positions.
     """
     from transformers import InstructBlipQFormerConfig, InstructBlipQFormerModel
 
+    text = text_vocab_size > 0
     config = InstructBlipQFormerConfig(
-        vocab_size=1, max_position_embeddings=1,  # text embeddings: built tiny, then removed
+        # without text the embeddings are built tiny, then removed
+        vocab_size=text_vocab_size if text else 1, max_position_embeddings=BERT_MAX_POSITIONS if text else 1,
+        pad_token_id=pad_token_id,
         hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
         intermediate_size=intermediate, hidden_act="gelu", hidden_dropout_prob=dropout,
         attention_probs_dropout_prob=dropout, layer_norm_eps=1e-12,
         cross_attention_frequency=cross_attention_freq, encoder_hidden_size=encoder_width)
     qformer = InstructBlipQFormerModel(config)
+    if text:
+        return qformer
     qformer.embeddings.word_embeddings = None
     qformer.embeddings.position_embeddings = None
     for layer in qformer.encoder.layer:
@@ -274,7 +362,12 @@ class EvaViTGQFormer(FrameEncoder):
 
     Modules (state-dict prefixes): ``vit`` (timm Eva), ``ln_vision``, ``qformer`` (transformers
     InstructBlipQFormerModel) and the parameter ``query_tokens`` (1, Q, Dv).
+
+    With ``text_input``, :attr:`needs_timestamps` is True (the model passes each frame's seconds to
+    :meth:`forward`) and :attr:`text_tokenizer` is the Q-Former's BERT tokenizer.
     """
+
+    needs_timestamps: bool = False
 
     def __init__(self, image_size: int = 224, patch_size: int = 14, vit_width: int = 1408,
                  vit_depth: int = 39, vit_heads: int = 16, vit_mlp_ratio: float = 4.3637,
@@ -282,7 +375,10 @@ class EvaViTGQFormer(FrameEncoder):
                  vit_checkpoint: Optional[str] = None, num_query_tokens: int = 32, qformer_hidden: int = 768,
                  qformer_layers: int = 12, qformer_heads: int = 12, qformer_intermediate: int = 3072,
                  cross_attention_freq: int = 2, qformer_dropout: float = 0.1, freeze_qformer: bool = False,
-                 qformer_checkpoint: Optional[str] = None, frame_chunk: int = 32) -> None:
+                 qformer_checkpoint: Optional[str] = None, frame_chunk: int = 32, text_input: bool = False,
+                 text_tokenizer: Optional[str] = None,
+                 text_template: str = "This frame is sampled at {time} second.",
+                 text_max_length: int = 32) -> None:
         super().__init__()
         from vtgcore.data.transforms import CLIP_MEAN, CLIP_STD
 
@@ -298,9 +394,27 @@ class EvaViTGQFormer(FrameEncoder):
                 f"eva_vit_g_qformer: image_size {image_size} is not a multiple of patch_size {patch_size}")
         if frame_chunk < 0:
             raise ConfigValidationError(f"eva_vit_g_qformer: frame_chunk must be >= 0, got {frame_chunk}")
+        self.text_input = text_input
+        self.text_tokenizer: Any = None
+        if text_input:
+            if not text_tokenizer:
+                raise ConfigValidationError("eva_vit_g_qformer: text_input needs text_tokenizer (a local BERT "
+                                            "tokenizer folder, e.g. $VTG_WEIGHTS/bert-base-uncased, or 'tiny')")
+            if "{time}" not in text_template:
+                raise ConfigValidationError(
+                    f"eva_vit_g_qformer: text_template must contain '{{time}}', got {text_template!r}")
+            if not 1 <= text_max_length <= BERT_MAX_POSITIONS:
+                raise ConfigValidationError(f"eva_vit_g_qformer: text_max_length must be in 1..{BERT_MAX_POSITIONS}, "
+                                            f"got {text_max_length}")
+            self.text_tokenizer = load_text_tokenizer(text_tokenizer)
+            self.needs_timestamps = True
+        self.text_template = text_template
+        self.text_max_length = text_max_length if text_input else 0
+        self.time_writer: Callable[[float], str] = default_time_writer
         self.image_size = image_size
         self.out_dim = qformer_hidden
-        self.tokens_per_frame = num_query_tokens
+        self.num_query_tokens = num_query_tokens
+        self.tokens_per_frame = num_query_tokens + self.text_max_length
         self.mean, self.std = CLIP_MEAN, CLIP_STD
         self.vit_depth = vit_depth
         self.frame_chunk = frame_chunk
@@ -309,7 +423,9 @@ class EvaViTGQFormer(FrameEncoder):
         self.vit = build_eva_vit(image_size, patch_size, vit_width, vit_depth, vit_heads, vit_mlp_ratio)
         self.ln_vision = FP32LayerNorm(vit_width)
         self.qformer = build_qformer(qformer_hidden, qformer_layers, qformer_heads, qformer_intermediate,
-                                     vit_width, cross_attention_freq, qformer_dropout)
+                                     vit_width, cross_attention_freq, qformer_dropout,
+                                     text_vocab_size=len(self.text_tokenizer) if text_input else 0,
+                                     pad_token_id=self.text_tokenizer.pad_token_id if text_input else 0)
         self.query_tokens = nn.Parameter(torch.zeros(1, num_query_tokens, qformer_hidden))
         nn.init.normal_(self.query_tokens, mean=0.0, std=0.02)
 
@@ -366,7 +482,7 @@ class EvaViTGQFormer(FrameEncoder):
         unexpected: list[str] = []
         for key, tensor in raw.items():
             shown = key[len(_VIT):] if vit_file else key
-            if lavis_ignore_reason(key, self.vit_depth) is not None:
+            if lavis_ignore_reason(key, self.vit_depth, self.text_input) is not None:
                 ignored.append(shown)
                 continue
             target = lavis_to_module_key(key)
@@ -418,6 +534,80 @@ class EvaViTGQFormer(FrameEncoder):
         return resample_abs_pos_embed(posemb.float(), new_size=list(self.vit.patch_embed.grid_size),
                                       old_size=[side, side], num_prefix_tokens=1, antialias=False)
 
+    # -- frame text (text_input) ---------------------------------------------------------------
+
+    def set_time_writer(self, writer: Callable[[float], str], tokens: Sequence[str] = (),
+                        init: Optional[dict[str, str]] = None) -> list[int]:
+        """Write frame times with the recipe's time codec (called by the model builder).
+
+        Adds ``tokens`` (the codec's special tokens) to the BERT tokenizer, grows the Q-Former word
+        table to match (new rows: BERT's normal(0, 0.02) init) and copies into each new row the row
+        of the last BERT token of ``init[token]`` (the codec's ``token_init()``: digit and dot rows
+        for the time tokens). Without text input only the writer is kept.
+
+        Args:
+            writer: seconds -> text (the codec's ``encode``).
+            tokens: new vocabulary entries (the codec's ``special_tokens()``).
+            init: new token -> source text (empty or None: keep the fresh rows).
+
+        Returns:
+            The BERT ids of ``tokens`` (empty without text input).
+        """
+        self.time_writer = writer
+        if self.text_tokenizer is None:
+            return []
+        from tokenizers import AddedToken
+
+        tok = self.text_tokenizer
+        vocab = tok.get_vocab()
+        new = [t for t in dict.fromkeys(tokens) if t not in vocab]
+        if new:
+            # not normalised: an uncased BERT would otherwise match the lower-cased text only
+            tok.add_tokens([AddedToken(t, normalized=False) for t in new])
+            old = self.qformer.get_input_embeddings().weight
+            if len(tok) > old.shape[0]:
+                trainable = old.requires_grad
+                self.qformer.resize_token_embeddings(len(tok), mean_resizing=False)
+                self.qformer.get_input_embeddings().weight.requires_grad_(trainable)
+        ids = [int(i) for i in tok.convert_tokens_to_ids(list(tokens))]
+        if init and new:
+            weight = self.qformer.get_input_embeddings().weight
+            with torch.no_grad():
+                for token in new:
+                    if token not in init:
+                        continue
+                    src = tok.encode(init[token], add_special_tokens=False)
+                    if not src:
+                        raise ConfigValidationError(
+                            f"eva_vit_g_qformer: cannot initialise {token!r}: {init[token]!r} is no BERT token")
+                    weight[tok.convert_tokens_to_ids(token)] = weight[src[-1]]
+        return ids
+
+    def frame_texts(self, timestamps: Sequence[float]) -> list[str]:
+        """The Q-Former text of each frame (``text_template`` with the time writer's text)."""
+        return [self.text_template.format(time=self.time_writer(float(t))) for t in timestamps]
+
+    def text_ids(self, timestamps: torch.Tensor | Sequence[float]) -> tuple[torch.Tensor, torch.Tensor]:
+        """BERT ids and attention mask of the frame texts, padded to ``text_max_length``.
+
+        Raises:
+            ShapeError: a text needs more than ``text_max_length`` tokens (never cut silently).
+
+        Shape:
+            timestamps: (N,) -> ids (N, text_max_length) long, mask (N, text_max_length) long
+        """
+        if isinstance(timestamps, torch.Tensor):
+            timestamps = timestamps.detach().reshape(-1).cpu().tolist()
+        texts = self.frame_texts(timestamps)
+        enc = self.text_tokenizer(texts, padding="max_length", max_length=self.text_max_length,
+                                  truncation=False, return_tensors="pt")
+        if enc["input_ids"].shape[1] > self.text_max_length:
+            longest = max(texts, key=lambda t: len(self.text_tokenizer(t)["input_ids"]))
+            raise ShapeError(
+                f"eva_vit_g_qformer: the frame text {longest!r} needs {enc['input_ids'].shape[1]} BERT "
+                f"tokens, more than text_max_length={self.text_max_length} (raise text_max_length)")
+        return enc["input_ids"], enc["attention_mask"]
+
     # -- forward -------------------------------------------------------------------------------
 
     def encode_vit(self, frames: torch.Tensor) -> torch.Tensor:
@@ -431,31 +621,54 @@ class EvaViTGQFormer(FrameEncoder):
         with torch.set_grad_enabled(torch.is_grad_enabled() and trainable):
             return self.vit.forward_features(frames.to(dtype)).float()
 
-    def _encode_chunk(self, frames: torch.Tensor) -> torch.Tensor:
+    def _encode_chunk(self, frames: torch.Tensor, timestamps: Optional[torch.Tensor] = None) -> torch.Tensor:
         image_embeds = self.ln_vision(self.encode_vit(frames)).to(self.query_tokens.dtype)
         queries = self.query_tokens.expand(frames.shape[0], -1, -1)
-        out = self.qformer(input_ids=None, query_embeds=queries, encoder_hidden_states=image_embeds)
-        return out.last_hidden_state[:, : self.tokens_per_frame]
+        if not self.text_input:
+            out = self.qformer(input_ids=None, query_embeds=queries, encoder_hidden_states=image_embeds)
+            return out.last_hidden_state[:, : self.num_query_tokens]
+        ids, mask = self.text_ids(timestamps)
+        device = queries.device
+        mask = torch.cat([torch.ones(mask.shape[0], self.num_query_tokens, dtype=mask.dtype), mask], 1)
+        out = self.qformer(input_ids=ids.to(device), attention_mask=mask.to(device), query_embeds=queries,
+                           encoder_hidden_states=image_embeds)
+        return out.last_hidden_state  # the original's quirk: queries and text, (N, Q + text_max_length, Dv)
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+    def forward(self, frames: torch.Tensor, timestamps: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Encode frames to Q-Former query tokens, ``frame_chunk`` frames at a time.
 
         Args:
             frames: frames normalised with :attr:`mean` / :attr:`std`, any float dtype.
+            timestamps: seconds of each frame; required with ``text_input`` (ignored otherwise).
 
         Returns:
-            The query tokens, in the Q-Former's dtype (fp32 unless the model was cast).
+            The query tokens (with ``text_input``, followed by the text tokens' outputs), in the
+            Q-Former's dtype (fp32 unless the model was cast).
+
+        Raises:
+            ShapeError: ``text_input`` without one timestamp per frame.
 
         Shape:
-            frames: (N, 3, H, W) -> (N, num_query_tokens, qformer_hidden)
+            frames: (N, 3, H, W); timestamps: (N,) -> (N, tokens_per_frame, qformer_hidden), where
+            tokens_per_frame = num_query_tokens (+ text_max_length with text_input)
         """
+        if self.text_input:
+            if timestamps is None or timestamps.numel() != frames.shape[0]:
+                got = None if timestamps is None else tuple(timestamps.shape)
+                raise ShapeError(f"eva_vit_g_qformer with text_input needs the seconds of each of the "
+                                 f"{frames.shape[0]} frames (timestamps (N,)), got {got}")
+            timestamps = timestamps.reshape(-1)
+        else:
+            timestamps = None
         step = self.frame_chunk or frames.shape[0]
         if frames.shape[0] <= step:
-            return self._encode_chunk(frames)
-        return torch.cat([self._encode_chunk(frames[i:i + step]) for i in range(0, frames.shape[0], step)])
+            return self._encode_chunk(frames, timestamps)
+        return torch.cat([self._encode_chunk(frames[i:i + step], None if timestamps is None else timestamps[i:i + step])
+                          for i in range(0, frames.shape[0], step)])
 
 
 @hookimpl
 def vtg_register_encoders(register):
     register("eva_vit_g_qformer", EvaViTGQFormer, config=EvaViTGQFormerConfig,
-             description="EVA-ViT-g (timm Eva, 39 blocks) + InstructBLIP Q-Former: 32 tokens x 768 per frame")
+             description="EVA-ViT-g (timm Eva, 39 blocks) + InstructBLIP Q-Former: 32 tokens x 768 per frame "
+                         "(text_input: + the frame's time as text, 32 + text_max_length tokens)")

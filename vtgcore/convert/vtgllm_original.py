@@ -95,13 +95,14 @@ def canonical_llm_key(name: str) -> str:
     return re.sub(r"\.(lora_[AB])\.default\.", r".\1.", name)
 
 
-def original_ignore_reason(key: str, vit_depth: Optional[int] = None) -> Optional[str]:
-    """Why an original key is deliberately not converted (None: it must land on a model tensor)."""
+def original_ignore_reason(key: str, vit_depth: Optional[int] = None, text_input: bool = False) -> Optional[str]:
+    """Why an original key is deliberately not converted (None: it must land on a model tensor).
+    With ``text_input`` (the Q-Former text ablation) the Q-Former's text parts are converted too."""
     for pattern, reason in ORIGINAL_IGNORED:
         if re.search(pattern, key):
             return reason
     if vit_depth is not None:  # the encoder is the LAVIS one: its own ignore list applies
-        return lavis_ignore_reason(key, vit_depth)
+        return lavis_ignore_reason(key, vit_depth, text_input)
     return None
 
 
@@ -192,6 +193,7 @@ def map_original_state(state: dict[str, torch.Tensor], model: torch.nn.Module, t
     report = {} if report is None else report
     own = model.state_dict()
     vit_depth = getattr(getattr(model, "encoder", None), "vit_depth", None)
+    text_input = bool(getattr(getattr(model, "encoder", None), "text_input", False))
     llm_names = {canonical_llm_key(k[len(_LLM_OURS):]): k for k in own if k.startswith(_LLM_OURS)}
     time_embedding = getattr(model, "time_embedding", None)
     frame_target = "time_embedding.frame_index.weight"
@@ -205,7 +207,7 @@ def map_original_state(state: dict[str, torch.Tensor], model: torch.nn.Module, t
     unexpected: list[str] = []
     duplicates: list[str] = []
     for key, tensor in state.items():
-        reason = original_ignore_reason(key, vit_depth)
+        reason = original_ignore_reason(key, vit_depth, text_input)
         if reason is not None:
             ignored.setdefault(reason, []).append(key)
             continue

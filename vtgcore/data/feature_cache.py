@@ -5,7 +5,9 @@ resized frames instead (uint8 pixels), so training still never decodes a video t
 
 The cache folder has one sub-folder per *key*: a digest of the encoder (plugin name and params),
 its weights (a digest of every tensor), the preprocessing (image size, resize mode, mean, std) and
-the cache format. Any change gives a new key, so a stale cache is never read. Inside, one
+the cache format; for an encoder that reads the frame times as text (``needs_timestamps``, the
+Q-Former text input), also the texts and token ids it writes for a few probe times, so another time
+codec or tokenizer gives another key. Any change gives a new key, so a stale cache is never read. Inside, one
 safetensors file per video (named by a digest of its path, size and modification time) holds
 ``features`` (N, L, Dv) for all N frames, their ``timestamps`` (N,) and the ``duration``; any frame
 sampling then reads its frames' rows, so the cache covers every set of frame indices.
@@ -37,6 +39,21 @@ def weights_digest(module: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+PROBE_SECONDS = (0.0, 1.5, 12.3, 345.6)
+
+
+def frame_text_signature(encoder: torch.nn.Module) -> Any:
+    """What an encoder with ``needs_timestamps`` writes for :data:`PROBE_SECONDS` (part of the key):
+    its frame texts and their token ids when it has ``frame_texts`` / ``text_ids``, else its name."""
+    out: dict[str, Any] = {"class": type(encoder).__qualname__}
+    if hasattr(encoder, "frame_texts"):
+        out["texts"] = list(encoder.frame_texts(PROBE_SECONDS))
+    if hasattr(encoder, "text_ids"):
+        ids, mask = encoder.text_ids(torch.tensor(PROBE_SECONDS))
+        out["ids"], out["mask"] = ids.tolist(), mask.tolist()
+    return out
+
+
 class FeatureCache:
     """Per-video cache of a frozen encoder's per-frame tokens.
 
@@ -66,6 +83,8 @@ class FeatureCache:
         fields = {"format": FORMAT, "encoder": encoder_spec,
                   "weights": weights_digest(encoder) if encoder is not None else None,
                   "image_size": image_size, "resize": resize, "mean": list(self.mean), "std": list(self.std)}
+        if encoder is not None and getattr(encoder, "needs_timestamps", False):
+            fields["frame_text"] = frame_text_signature(encoder)
         self.key = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:20]
         self.folder = Path(root) / self.key
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -110,8 +129,10 @@ class FeatureCache:
             device = next(self.encoder.parameters()).device
             was_training = self.encoder.training
             self.encoder.eval()
+            timed = getattr(self.encoder, "needs_timestamps", False)
             entry["features"] = torch.cat([
-                self.encoder(normalize(frames[i:i + self.chunk], self.mean, self.std).to(device)).float().cpu()
+                self.encoder(normalize(frames[i:i + self.chunk], self.mean, self.std).to(device),
+                             *((entry["timestamps"][i:i + self.chunk].to(device),) if timed else ())).float().cpu()
                 for i in range(0, frames.shape[0], self.chunk)]).contiguous()
             self.encoder.train(was_training)
         atomic_write_bytes(self.file_for(video), save(entry))

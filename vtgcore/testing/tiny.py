@@ -1,4 +1,5 @@
-"""Tiny offline building blocks: a byte-level BPE tokenizer trained in memory, a tiny LLaMA config."""
+"""Tiny offline building blocks: a byte-level BPE tokenizer trained in memory, a tiny BERT WordPiece
+tokenizer, a tiny LLaMA config."""
 
 from __future__ import annotations
 
@@ -63,3 +64,41 @@ TINY_LLAMA: dict[str, Any] = {
     "max_position_embeddings": 512,
 }
 """Config of the tiny LLaMA used in tests (about 40 k parameters with the tiny tokenizer)."""
+
+
+_BERT_WORDS = """this frame is sampled at second seconds the video a an of in on and time"""
+
+
+@functools.lru_cache(maxsize=1)
+def _bert_tokenizer_json() -> str:
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    chars = list("0123456789.,:;-()?!'\"") + [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    pieces = [f"##{c}" for c in chars if c.isalnum()]
+    vocab = {t: i for i, t in enumerate(dict.fromkeys(specials + chars + pieces + _BERT_WORDS.split()))}
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
+    tok.decoder = decoders.WordPiece()
+    return tok.to_str()
+
+
+def build_tiny_bert_tokenizer() -> Any:
+    """A tiny uncased BERT-style WordPiece tokenizer built in memory (deterministic, no network).
+
+    Like ``bert-base-uncased``: lower-cases, splits on whitespace and punctuation, ``[PAD]`` is id 0,
+    adds ``[CLS] ... [SEP]``; its vocabulary is the special tokens, digits, punctuation, letters
+    (with their ``##`` continuations, so any ASCII word tokenises) and a few words of the Q-Former's
+    frame text (``this frame is sampled at ... second.``). A new object on every call.
+    """
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_str(_bert_tokenizer_json()),
+        unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
+        clean_up_tokenization_spaces=False)
