@@ -65,3 +65,46 @@ def test_full_size_shapes_on_meta(full):
     assert full.encode_vit(x).shape == (2, 257, 1408)
     out = full(x)
     assert out.shape == (2, 32, 768) and out.dtype == torch.float32
+
+
+def llama2_7b_params(vocab: int, d=4096, inter=11008, layers=32) -> int:
+    """LLaMA-2-7B: untied input embeddings and head, per layer q/k/v/o, gate/up/down, 2 RMSNorms."""
+    per_layer = 4 * d * d + 3 * d * inter + 2 * d
+    return 2 * vocab * d + layers * per_layer + d
+
+
+def test_llama2_7b_with_time_tokens_and_lora_on_meta():
+    from peft import LoraConfig, inject_adapter_in_model
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    config = LlamaConfig(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                         num_attention_heads=32, num_key_value_heads=32)
+    with torch.device("meta"):
+        llm = AutoModelForCausalLM.from_config(config)
+    assert count(llm) == llama2_7b_params(32000) == 6_738_415_616  # the published 6.74B
+    llm.resize_token_embeddings(32000 + 1 + 11, mean_resizing=False)  # <ImageHere> + 11 time tokens
+    assert llm.get_input_embeddings().weight.shape == (32012, 4096)
+    assert llm.get_output_embeddings().weight.shape == (32012, 4096)
+    assert count(llm) == llama2_7b_params(32012)
+    inject_adapter_in_model(LoraConfig(r=32, lora_alpha=32, lora_dropout=0.1,
+                                       target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]), llm)
+    lora = sum(p.numel() for n, p in llm.named_parameters() if "lora_" in n)
+    assert lora == 32 * 4 * (32 * 4096 + 4096 * 32) == 33_554_432  # "LoRA about 33.5M" in the reference
+
+
+def test_vision_to_llm_side_at_paper_size_on_meta():
+    from vtgcore_plugins.compressors.slot import SlotCompressor
+    from vtgcore_plugins.projectors.linear import LinearProjector
+    from vtgcore_plugins.time_encodings.abs_second_table import AbsSecondTable
+
+    with torch.device("meta"):
+        table = AbsSecondTable(768, max_seconds=8192, max_frames=96, out_of_range="clamp")  # no range check on meta
+        slots = SlotCompressor(768, num_slots=256)
+        projector = LinearProjector(768, 4096)
+        tokens = torch.empty(1, 96, 32, 768)
+        seconds = torch.zeros(1, 96)
+        out = projector(slots(table(tokens, seconds)).tokens)
+    assert table.weight.shape == (8192, 768) and table.frame_index.weight.shape == (96, 768)
+    assert slots.slots.shape == (768, 256)
+    assert count(projector) == 768 * 4096 + 4096
+    assert out.shape == (1, 256, 4096)
