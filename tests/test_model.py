@@ -73,6 +73,24 @@ def test_processor_masks_everything_but_answers(tiny):
     assert codec.decode_ids(ids, tok)[:8] == [0.0, 1.5, 3.0, 4.5, 6.0, 7.5, 9.0, 10.5]
 
 
+def test_video_position_last_puts_the_video_after_the_question():
+    from vtgcore.processor import PromptConfig, VideoLLMProcessor as VideoProcessor
+
+    model, proc = build_model(load_recipe("recipes/debug/tiny.yaml"))
+    last = VideoProcessor(model.tokenizer, model.time_codec, proc.num_video_tokens, proc.video_token,
+                          PromptConfig(video_position="last"))
+    ts = [0.0, 1.5, 3.0, 4.5, 6.0, 7.5, 9.0, 10.5]
+    for p, video_after_question in ((proc, False), (last, True)):
+        ids, _ = p.encode_conversation(QA, ts)
+        text = model.tokenizer.decode(ids)
+        assert (text.index("red circle") < text.index("The video contains")) == video_after_question
+        first_video = ids.index(p.video_token_id)
+        assert (model.tokenizer.decode(ids[:first_video]).count("red circle") == 1) == video_after_question
+        assert ids.count(p.video_token_id) == 8
+    with pytest.raises(VTGError, match="video_position"):
+        VideoProcessor(model.tokenizer, model.time_codec, 8, proc.video_token, PromptConfig(video_position="middle"))
+
+
 def test_processor_errors(tiny):
     _, proc = tiny
     with pytest.raises(VTGError, match="placeholder"):

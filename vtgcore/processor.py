@@ -32,12 +32,16 @@ class PromptConfig:
         max_length: longest token sequence; longer training texts are cut at the end.
         chat_template: ``llama2`` (LLaMA-2 chat, as the original) or ``tokenizer`` (the
             tokenizer's own chat template).
+        video_position: ``first`` (video, frame times, then the instruction: the original) or
+            ``last`` (instruction, frame times, then the video, so that the causal LLM's video
+            positions can attend to the query).
     """
 
     system: str = " "
     timestamps_in_prompt: bool = True
     max_length: int = 2048
     chat_template: str = "llama2"
+    video_position: str = "first"
 
 
 def format_times(text: str, codec: TimeCodec) -> str:
@@ -80,6 +84,8 @@ class VideoLLMProcessor:
         self.video_token = video_token
         self.video_token_id = int(tokenizer.convert_tokens_to_ids(video_token))
         self.prompt = prompt or PromptConfig()
+        if self.prompt.video_position not in ("first", "last"):
+            raise VTGError(f"model.prompt.video_position must be 'first' or 'last', got {self.prompt.video_position!r}")
 
     def k(self, num_frames: int) -> int:
         """K for ``num_frames`` frames."""
@@ -124,9 +130,11 @@ class VideoLLMProcessor:
         if marks > 1:
             raise VTGError(f"a conversation may hold the video placeholder {self.video_token!r} once, found {marks}")
         first = questions[0].replace(self.video_token, "").strip()
-        if self.prompt.timestamps_in_prompt:
-            first = f"{self.frame_message(timestamps)} {first}"
-        questions[0] = f"{self.video_token} {first}"
+        times = self.frame_message(timestamps) if self.prompt.timestamps_in_prompt else ""
+        if self.prompt.video_position == "last":
+            questions[0] = f"{first} {times} {self.video_token}".replace("  ", " ")
+        else:
+            questions[0] = f"{self.video_token} {times} {first}".replace("  ", " ")
         answers = [format_times(str(t.get("a", "")), self.time_codec).strip() for t in turns]
         if add_generation_prompt:
             answers = answers[:-1]

@@ -60,6 +60,7 @@ class PromptSpec:
     timestamps_in_prompt: bool = True
     max_length: int = 2048
     chat_template: str = "llama2"
+    video_position: str = "first"
 
 
 @dataclass
