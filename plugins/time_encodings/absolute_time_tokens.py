@@ -137,7 +137,9 @@ class AbsoluteTimeTokens(TimeCodec):
         fixed = re.compile(rf"\d{{{self.integer_digits}}}\.\d")
         if len(text) % w == 0 and all(fixed.fullmatch(text[k:k + w]) for k in range(0, len(text), w)):
             return [(start + k, start + k + w, float(text[k:k + w])) for k in range(0, len(text), w)]
-        return [(start + m.start(), start + m.end(), float(m.group())) for m in _NUMBER.finditer(text)]
+        # A digit run too long for a float (1e400 -> inf) is not a time: it is left out.
+        return [(start + m.start(), start + m.end(), float(m.group())) for m in _NUMBER.finditer(text)
+                if math.isfinite(float(m.group()))]
 
     def decode_ids(self, ids: Sequence[int], tokenizer: Any) -> list[float]:
         return [seconds for _, _, seconds in self.decode_spans(ids, tokenizer)]

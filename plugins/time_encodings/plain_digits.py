@@ -54,7 +54,8 @@ class PlainDigits(TimeCodec):
         except Exception:  # out-of-vocabulary ids: decode what can be decoded
             size = len(tokenizer)
             text = tokenizer.decode([int(i) for i in ids if 0 <= int(i) < size], skip_special_tokens=True)
-        return [float(m.group()) for m in _NUMBER.finditer(text)]
+        # A digit run too long for a float (1e400 -> inf) is not a time: it is left out.
+        return [v for v in (float(m.group()) for m in _NUMBER.finditer(text)) if math.isfinite(v)]
 
 
 @hookimpl

@@ -144,6 +144,19 @@ def check_schema(cfg: DictConfig, where: str, partial: bool = False) -> DictConf
             raise RecipeError(f"{where}: unknown key {key!r}; allowed here: {', '.join(_allowed(parent))}") from None
         msg = str(exc).strip().splitlines()[0]
         raise RecipeError(f"{where}: bad value for {key!r}: {msg}") from None
+    except (TypeError, ValueError) as exc:  # e.g. a mapping where the schema has a list (``lora.target_modules[0]=x``)
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RecipeError(f"{where}: a value does not fit the recipe schema: {msg}") from None
+    try:  # reading values below resolves interpolations, which may fail (``seed=${nope}``)
+        _check_values(merged, where, partial)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None)
+        at = f" (at {key!r})" if key else ""
+        raise RecipeError(f"{where}: cannot resolve an interpolation{at}: {str(exc).strip().splitlines()[0]}") from None
+    return merged
+
+
+def _check_values(merged: DictConfig, where: str, partial: bool) -> None:
     if not partial:
         missing = sorted(OmegaConf.missing_keys(merged))
         if missing:
@@ -158,7 +171,6 @@ def check_schema(cfg: DictConfig, where: str, partial: bool = False) -> DictConf
     if merged.model.prompt.chat_template not in CHAT_TEMPLATES:
         raise RecipeError(f"{where}: model.prompt.chat_template is {merged.model.prompt.chat_template!r}; "
                           f"allowed: {', '.join(CHAT_TEMPLATES)}")
-    return merged
 
 
 def apply_overrides(cfg: DictConfig, overrides: Sequence[str], root: Path) -> DictConfig:
@@ -183,18 +195,25 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str], root: Path) -> Di
             continue
         try:
             parsed = OmegaConf.from_dotlist([f"{key}={value}"])
-        except OmegaConfBaseException as exc:
-            raise RecipeError(f"{where}: {str(exc).splitlines()[0]}") from None
+        except (OmegaConfBaseException, yaml.YAMLError, LookupError, ValueError, TypeError) as exc:
+            # a malformed key ("[") or a value that is not YAML ("[", control characters)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RecipeError(f"{where}: cannot parse this override: {first}") from None
         if key.startswith("model.") and key.endswith(".name"):
-            old = OmegaConf.select(cfg, key)
-            new = OmegaConf.select(parsed, key)
+            # unresolved: an interpolation (``${seed}``) may point outside ``parsed``
+            old = OmegaConf.select(cfg, key, throw_on_resolution_failure=False)
+            new = OmegaConf.select(parsed, key, throw_on_resolution_failure=False)
             if old is not None and old != new:
                 spec_key = key.rsplit(".", 1)[0]
                 if OmegaConf.select(cfg, f"{spec_key}.params"):
                     warnings.warn(f"{where}: plugin changed from {old!r} to {new!r}; its params were reset "
                                   f"(use a group swap to pick a configured component)", stacklevel=2)
                 _set(cfg, f"{spec_key}.params", {})
-        cfg = OmegaConf.merge(cfg, parsed)
+        try:
+            cfg = OmegaConf.merge(cfg, parsed)
+        except (OmegaConfBaseException, TypeError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RecipeError(f"{where}: cannot apply this override: {first}") from None
     return cfg
 
 
