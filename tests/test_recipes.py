@@ -99,6 +99,7 @@ def test_cli_overrides(tree):
 
 @pytest.mark.parametrize("overrides, pattern", [
     (["compressor=nope"], r"no compressor option 'nope'.*available: pool, slot_4"),
+    (["compressor=../../debug/tiny"], r"must be a plain name of a file in .*no paths"),
     (["model.compresor.name=slot"], r"unknown key 'model.compresor'.*allowed here: encoder, time_embedding"),
     (["seed=abc"], r"bad value for 'seed'"),
     (["model.encoder.trainable=sometimes"], r"model.encoder.trainable is 'sometimes'; allowed: full, frozen, lora"),

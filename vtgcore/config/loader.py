@@ -66,6 +66,10 @@ def load_component(root: Path, group: str, option: str, where: str) -> DictConfi
     """Read ``<root>/components/<group>/<option>.yaml``."""
     if group not in GROUPS:
         raise RecipeError(f"{where}: unknown group {group!r}; groups: {', '.join(GROUPS)}")
+    option = str(option)
+    if not option or "/" in option or "\\" in option or option.startswith("."):
+        raise RecipeError(f"{where}: {group} option {option!r} must be a plain name of a file in "
+                          f"{root / COMPONENTS_DIR / group} (no paths); available: {', '.join(options(root, group)) or '(none)'}")
     path = root / COMPONENTS_DIR / group / f"{option}.yaml"
     if not path.is_file():
         raise RecipeError(f"{where}: no {group} option {option!r} (looked for {path}); "
