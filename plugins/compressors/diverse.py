@@ -31,6 +31,7 @@ import torch
 from vtgcore.interfaces import TokenCompressor
 from vtgcore.plugins import hookimpl
 from vtgcore.types import VisualTokens
+from vtgcore_plugins.compressors._selection import gather_tokens, real_tokens, temporal_order
 
 ORDERS = ("temporal", "selection")
 
@@ -132,19 +133,11 @@ class DiverseCompressor(TokenCompressor):
             frame_index (B, K) (-1 for empty slots)
         """
         b, t, l, d = tokens.shape
-        n, k = t * l, self.num_tokens
-        x = tokens.reshape(b, n, d)
-        if frame_mask is None:
-            frame_mask = torch.ones(b, t, dtype=torch.bool, device=x.device)
-        real = frame_mask.bool().repeat_interleave(l, dim=1)  # (B, N)
-        index, valid = self.select(x, real)
+        x = tokens.reshape(b, t * l, d)
+        index, valid = self.select(x, real_tokens(frame_mask, b, t, l, x.device))
         if self.order == "temporal":
-            key = torch.where(valid, index, n + torch.arange(k, device=x.device))  # empty slots last
-            perm = key.argsort(dim=1)
-            index, valid = index.gather(1, perm), valid.gather(1, perm)
-        out = x.gather(1, index.unsqueeze(-1).expand(b, k, d)).masked_fill(~valid.unsqueeze(-1), 0.0)
-        frame_index = torch.where(valid, index // l, torch.full_like(index, -1))
-        return VisualTokens(out, valid, frame_index)
+            index, valid = temporal_order(index, valid, t * l)
+        return gather_tokens(x, index, valid, l)
 
 
 @hookimpl

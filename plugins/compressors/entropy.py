@@ -38,6 +38,7 @@ import torch
 from vtgcore.interfaces import TokenCompressor
 from vtgcore.plugins import hookimpl
 from vtgcore.types import VisualTokens
+from vtgcore_plugins.compressors._selection import gather_tokens, real_tokens, temporal_order
 
 WEIGHTINGS = ("softmax", "shifted")
 
@@ -143,9 +144,7 @@ class EntropyCompressor(TokenCompressor):
         b, t, l, d = tokens.shape
         n, k = t * l, self.num_tokens
         x = tokens.reshape(b, n, d)
-        if frame_mask is None:
-            frame_mask = torch.ones(b, t, dtype=torch.bool, device=x.device)
-        real = frame_mask.bool().repeat_interleave(l, dim=1)  # (B, N)
+        real = real_tokens(frame_mask, b, t, l, x.device)
         with torch.no_grad():
             logw = self.log_weights(x, real)
             gen = None if self.training else torch.Generator(device=x.device).manual_seed(self.seed)
@@ -156,12 +155,8 @@ class EntropyCompressor(TokenCompressor):
             if k > n:  # more slots than tokens
                 index = torch.cat([index, index.new_zeros(b, k - n)], dim=1)
                 valid = torch.cat([valid, valid.new_zeros(b, k - n)], dim=1)
-            key = torch.where(valid, index, n + torch.arange(k, device=x.device))  # temporal, empty last
-            perm = key.argsort(dim=1)
-            index, valid = index.gather(1, perm), valid.gather(1, perm)
-        out = x.gather(1, index.unsqueeze(-1).expand(b, k, d)).masked_fill(~valid.unsqueeze(-1), 0.0)
-        frame_index = torch.where(valid, index // l, torch.full_like(index, -1))
-        return VisualTokens(out, valid, frame_index)
+            index, valid = temporal_order(index, valid, n)
+        return gather_tokens(x, index, valid, l)
 
 
 @hookimpl

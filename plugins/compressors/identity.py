@@ -14,6 +14,7 @@ import torch
 from vtgcore.interfaces import TokenCompressor
 from vtgcore.plugins import hookimpl
 from vtgcore.types import VisualTokens
+from vtgcore_plugins.compressors._selection import real_tokens
 
 
 @dataclass
@@ -43,8 +44,7 @@ class IdentityCompressor(TokenCompressor):
             frame_index (B, T*L)
         """
         b, t, l, d = tokens.shape
-        frame_mask = torch.ones(b, t, dtype=torch.bool, device=tokens.device) if frame_mask is None else frame_mask.bool()
-        mask = frame_mask.repeat_interleave(l, dim=1)
+        mask = real_tokens(frame_mask, b, t, l, tokens.device)
         out = tokens.reshape(b, t * l, d).masked_fill(~mask.unsqueeze(-1), 0.0)
         index = torch.arange(t, device=tokens.device).repeat_interleave(l).expand(b, t * l)
         return VisualTokens(out, mask, index)
