@@ -1,4 +1,5 @@
-"""Shared pieces of the compressors that keep or select whole tokens (identity, diverse, entropy); not a plugin."""
+"""Shared pieces of the compressors that keep, pool or select tokens per frame (identity, mean_pool,
+diverse, entropy); not a plugin."""
 
 from __future__ import annotations
 
@@ -18,6 +19,15 @@ def real_tokens(frame_mask: Optional[torch.Tensor], b: int, t: int, l: int, devi
     if frame_mask is None:
         return torch.ones(b, t * l, dtype=torch.bool, device=device)
     return frame_mask.bool().repeat_interleave(l, dim=1)
+
+
+def token_frames(b: int, t: int, l: int, device: torch.device) -> torch.Tensor:
+    """The frame of every token when frames are flattened in order (token ``i * L + j`` is frame i).
+
+    Shape:
+        -> (B, T*L) long
+    """
+    return torch.arange(t, device=device).repeat_interleave(l).expand(b, t * l)
 
 
 def temporal_order(index: torch.Tensor, valid: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,7 +14,7 @@ import torch
 from vtgcore.interfaces import TokenCompressor
 from vtgcore.plugins import hookimpl
 from vtgcore.types import VisualTokens
-from vtgcore_plugins.compressors._selection import real_tokens
+from vtgcore_plugins.compressors._selection import real_tokens, token_frames
 
 
 @dataclass
@@ -46,7 +46,7 @@ class IdentityCompressor(TokenCompressor):
         b, t, l, d = tokens.shape
         mask = real_tokens(frame_mask, b, t, l, tokens.device)
         out = tokens.reshape(b, t * l, d).masked_fill(~mask.unsqueeze(-1), 0.0)
-        index = torch.arange(t, device=tokens.device).repeat_interleave(l).expand(b, t * l)
+        index = token_frames(b, t, l, tokens.device)
         return VisualTokens(out, mask, index)
 
 

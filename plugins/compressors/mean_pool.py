@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from vtgcore.interfaces import TokenCompressor
 from vtgcore.plugins import hookimpl
 from vtgcore.types import VisualTokens
+from vtgcore_plugins.compressors._selection import real_tokens, token_frames
 
 
 @dataclass
@@ -48,9 +49,8 @@ class MeanPoolCompressor(TokenCompressor):
         p = min(self.pool, l)
         x = tokens.reshape(b * t, l, d).transpose(1, 2)  # (B*T, Dv, L)
         pooled = F.adaptive_avg_pool1d(x, p).transpose(1, 2).reshape(b, t * p, d)
-        frame_mask = torch.ones(b, t, dtype=torch.bool, device=tokens.device) if frame_mask is None else frame_mask.bool()
-        mask = frame_mask.repeat_interleave(p, dim=1)
-        index = torch.arange(t, device=tokens.device).repeat_interleave(p).expand(b, t * p)
+        mask = real_tokens(frame_mask, b, t, p, tokens.device)
+        index = token_frames(b, t, p, tokens.device)
         return VisualTokens(pooled, mask, index)
 
 
