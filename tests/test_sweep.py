@@ -166,6 +166,16 @@ def test_sweep_results_failures_and_resume(tmp_path, fake, capsys):
     assert [(v, s) for v, s, *_ in fake.calls] == [("b", 0), ("b", 1)]
     assert not marker.exists()
     assert "tokens_per_frame: 2" in (out / "variants" / "b" / "seed_0" / "recipe.yaml").read_text()
+    # a run saved before the schema gained a setting (here: no video_position key) is still
+    # finished when today's default is that run's behaviour; a changed value makes it stale
+    saved = out / "variants" / "a" / "seed_0" / "recipe.yaml"
+    text = saved.read_text()
+    assert "    video_position: first\n" in text
+    saved.write_text(text.replace("    video_position: first\n", ""))
+    assert [j.state for j in plan(load_sweep(sweep), out, only=["a"], seeds=[0])] == ["finished"]
+    saved.write_text(text.replace("video_position: first", "video_position: last"))
+    assert [j.state for j in plan(load_sweep(sweep), out, only=["a"], seeds=[0])] == ["stale"]
+    saved.write_text(text)
     # main_job settings are part of a run's identity too
     write_sweep(sweep, {"a": []}, seeds=(0, 1), main={"train": 5, "val": 2, "pretrain_steps": 2})
     assert {j.state for j in plan(load_sweep(sweep), out)} == {"stale"}
@@ -214,6 +224,17 @@ def test_launcher_print_only_and_dry_run(tmp_path, fake, capsys):
                                          f"vtg sweep {sweep} --out {out} --only b --seed 1"]
     assert f"vtg data synth {out / 'vtg_synth-s0-t4-v2'} --seed 0 --train 4 --val 2" in captured.err
     assert len(fake.calls) == 1  # printing runs nothing
+
+    # runs finished by separate commands (a cluster, two shells): --collect writes the results of
+    # all of them and trains nothing
+    assert cli.main(["sweep", str(sweep), "--out", str(out), "--only", "b", "--seed", "0"]) == 0
+    (out / "results.csv").unlink()
+    capsys.readouterr()
+    assert cli.main(["sweep", str(sweep), "--out", str(out), "--collect"]) == 0
+    assert len(fake.calls) == 2
+    assert [r["status"] for r in read_csv(out / "results.csv")] == ["pending", "finished", "finished", "pending"]
+    assert "2 of 4 runs finished; not finished: a seed 0, b seed 1" in capsys.readouterr().out
+    assert (out / "plots" / "moment_retrieval__R1@0.5.png").is_file()
 
     assert cli.main(["sweep", str(sweep), "--out", str(out), "--only", "nope"]) == 1
     assert "no variant 'nope'; variants: a, b" in capsys.readouterr().err

@@ -286,7 +286,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from vtgcore.sweep import command
 
     return command(args.sweep_file, out=args.out, launcher=args.launcher, dry_run=args.dry_run, only=args.only,
-                   seeds=args.seed, note=lambda message: print(message, file=sys.stderr))
+                   seeds=args.seed, collect_only=args.collect, note=lambda message: print(message, file=sys.stderr))
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -438,6 +438,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--launcher", default="none", choices=["none", "print"],
                    help="none: run here, one after the other; print: one command per pending run (for a cluster)")
     p.add_argument("--dry-run", action="store_true", help="resolve every variant and show what would run")
+    p.add_argument("--collect", action="store_true",
+                   help="train nothing: write results.csv/json/md and the charts from the finished runs "
+                        "(after runs made by separate commands)")
     p.add_argument("--only", action="append", metavar="NAME", help="run only this variant (repeatable)")
     p.add_argument("--seed", action="append", type=int, metavar="S", help="run only this seed (repeatable)")
     p.set_defaults(func=cmd_sweep)

@@ -290,12 +290,26 @@ def _read_meta(folder: Path) -> dict[str, Any]:
 
 
 def _unchanged(job: Job, sweep: Sweep) -> bool:
+    """Whether the run in ``job.folder`` trained today's recipe with today's main-job settings.
+
+    A recipe saved before the schema gained a setting lacks that key; it is read again through
+    today's schema, so a run whose only difference is a new setting at its default stays finished.
+    """
+    from vtgcore.config.loader import load_recipe, to_yaml
+
+    if _read_meta(job.folder).get("main_job") != sweep.settings:
+        return False
     recipe = job.folder / "recipe.yaml"
     try:
-        same = recipe.read_text(encoding="utf-8") == job.recipe_text
+        saved = recipe.read_text(encoding="utf-8")
     except OSError:
         return False
-    return same and _read_meta(job.folder).get("main_job") == sweep.settings
+    if saved == job.recipe_text:
+        return True
+    try:
+        return to_yaml(load_recipe(recipe, validate_plugins=False)) == job.recipe_text
+    except VTGError:  # a saved recipe today's schema rejects: the run is from another recipe
+        return False
 
 
 def _experiment_name(base: Path) -> str:
@@ -613,14 +627,29 @@ def run_sweep(sweep: Sweep, out: str | Path, *, only: Optional[Sequence[str]] = 
 
 def command(sweep_file: str | Path, *, out: str | Path | None = None, launcher: str = "none",
             dry_run: bool = False, only: Optional[Sequence[str]] = None, seeds: Optional[Sequence[int]] = None,
-            echo: Callable[[str], Any] = print, note: Callable[[str], Any] = print) -> int:
+            collect_only: bool = False, echo: Callable[[str], Any] = print, note: Callable[[str], Any] = print) -> int:
     """``vtg sweep``: returns the exit status (1 when a variant failed or does not resolve).
 
     ``echo`` gets the commands (``--launcher print``) and the progress; ``note`` the notes and the
-    failures of the printing and dry-run modes.
+    failures of the printing and dry-run modes. ``collect_only`` trains nothing and writes the
+    results files and charts from the runs finished so far (all variants and seeds).
     """
     sweep = load_sweep(sweep_file)
     out = Path(out) if out is not None else default_out(sweep_file)
+    if collect_only:
+        jobs = plan(sweep, out)
+        results = collect(sweep, out, jobs)
+        out.mkdir(parents=True, exist_ok=True)
+        write_results(results, out)
+        if results["metrics"]:
+            from vtgcore.plots import sweep_charts
+
+            sweep_charts(out)
+        waiting = [j.label for j in jobs if j.state != "finished"]
+        echo(f"sweep {sweep.path.stem}: {len(jobs) - len(waiting)} of {len(jobs)} runs finished"
+             + (f"; not finished: {', '.join(waiting)}" if waiting else ""))
+        echo(str(out / "results.md"))
+        return 0
     if dry_run or launcher == "print":
         jobs = plan(sweep, out, only=only, seeds=seeds)
         invalid = [j for j in jobs if j.state == "invalid"]
@@ -641,8 +670,8 @@ def command(sweep_file: str | Path, *, out: str | Path | None = None, launcher: 
                 echo(line)
             for job in invalid:
                 note(f"vtg: error: {job.label} does not resolve: {job.error}")
-            note(f"vtg: note: afterwards `vtg sweep {shlex.quote(str(sweep_file))} --out {shlex.quote(str(out))}` "
-                 "collects results.csv/json/md")
+            note(f"vtg: note: `vtg sweep {shlex.quote(str(sweep_file))} --out {shlex.quote(str(out))} --collect` "
+                 "writes results.csv/json/md from the finished runs at any time")
         return 1 if invalid else 0
     report = run_sweep(sweep, out, only=only, seeds=seeds, log=echo)
     echo(f"sweep {sweep.path.stem}: {len(report.ran)} run, {len(report.skipped)} already finished, "
