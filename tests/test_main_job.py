@@ -26,6 +26,9 @@ def test_main_job_layout(tmp_path, capsys):
     assert (run_dir / "checkpoints" / "iter_3" / "recipe.yaml").is_file()
     assert (run_dir / "eval" / "moment_retrieval" / "predictions.json").is_file()
     assert list(run_dir.glob("*/*.log")), "the mmengine log is kept in the run folder"
+    job_log = (run_dir / "run.log").read_text()
+    assert "[3/5] training" in job_log and "moment retrieval R1@0.5: model" in job_log, "and the job's own log"
+    assert " step/s, " in job_log and " left)" in job_log  # encoder pre-training lines carry rate and time left
     # the encoder was pre-trained on the synthetic frames and the run loaded those weights
     weights = list((out / "vtg_synth").glob("encoder-*.safetensors"))
     assert len(weights) == 1

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Optional, Sequence
@@ -87,22 +88,11 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 
 
 def _progress(desc: str, unit: str = "video"):
-    """A tqdm progress callback ``(done, total)`` on stderr."""
-    from tqdm import tqdm
+    """A tqdm progress callback ``(done, total, **counts)`` on stderr, silent with ``--quiet``
+    (see :func:`vtgcore.progress.bar`)."""
+    from vtgcore.progress import bar
 
-    bar = None
-
-    def update(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            tty = sys.stderr.isatty()
-            bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False,
-                       mininterval=0.1 if tty else 10.0)
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
-
-    return update
+    return bar(desc, unit)
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:
@@ -147,10 +137,11 @@ def cmd_data_convert(args: argparse.Namespace) -> int:
 
 def cmd_convert_vtgllm_original(args: argparse.Namespace) -> int:
     from vtgcore.convert.vtgllm_original import convert_vtgllm_original
+    from vtgcore.progress import info
 
     report = convert_vtgllm_original(args.src, args.out_dir, recipe=args.recipe, interpolation=args.interpolation,
                                      overrides=args.overrides,
-                                     progress=lambda message: print(f"vtg: convert: {message}", file=sys.stderr))
+                                     progress=lambda message: info(f"vtg: convert: {message}"))
     for reason, count in report["ignored"].items():
         print(f"ignored {count} key(s): {reason}")
     if "frame_table_resized" in report:
@@ -238,6 +229,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from vtgcore.eval.generate import GenerationConfig
     from vtgcore.fileio import atomic_write_text
     from vtgcore.eval.runner import TASK_NAMES, EvalSet, evaluate_set, markdown_table
+    from vtgcore.progress import RunLog
 
     recipe = load_recipe(args.recipe, args.overrides)
     sets = OmegaConf.to_container(recipe.data[args.split], resolve=True)
@@ -256,37 +248,49 @@ def cmd_eval(args: argparse.Namespace) -> int:
     generation = GenerationConfig(max_new_tokens=args.max_new_tokens, do_sample=args.temperature > 0,
                                   temperature=args.temperature or 1.0, top_p=args.top_p, seed=recipe.seed)
     out_dir = args.out or str(Path(args.checkpoint or recipe.work_dir) / f"eval_{args.split}")
+    log = RunLog(Path(out_dir) / "eval.log")
+    log.write(f"vtg eval {args.recipe} {' '.join(args.overrides)} --checkpoint {args.checkpoint} "
+              f"--split {args.split} tasks {','.join(tasks)}")
     results = {}
     for task in tasks:
         spec = sets[task]
-        results[TASK_NAMES[task]] = evaluate_set(
+        start = time.perf_counter()
+        results[TASK_NAMES[task]] = metrics = evaluate_set(
             model, processor, EvalSet(task, spec["annotation"], spec.get("format")), out_dir, frames=frames,
             video_root=args.video_root or recipe.data.video_root, batch_size=args.batch_size, generation=generation,
-            legacy_parser=args.legacy_parser, limit=args.limit, progress=_progress(f"evaluating {task}"))
+            legacy_parser=args.legacy_parser, limit=args.limit, progress=_progress(f"evaluating {task}", unit="item"))
+        log.info(f"vtg: eval: {task}: {metrics.get('parse_total', '?')} items scored in "
+                 f"{time.perf_counter() - start:.1f} s, {metrics.get('parse_failures', '?')} parse failures, "
+                 f"{metrics.get('video_errors', 0)} unreadable videos")
     atomic_write_text(Path(out_dir) / "metrics.json", json.dumps(results, indent=2))
     table = markdown_table(results)
     atomic_write_text(Path(out_dir) / "metrics.md", table + "\n")
-    print(table)
-    print(out_dir)
+    log.result(table)
+    log.result(out_dir)
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from vtgcore.main_job import N_TRAIN, PRETRAIN_STEPS, run
+    from vtgcore.progress import RunLog
 
     args.train = N_TRAIN if args.train is None else args.train
     args.pretrain_steps = PRETRAIN_STEPS if args.pretrain_steps is None else args.pretrain_steps
+    log = RunLog(Path(args.out) / "run" / "run.log", stream=sys.stdout)  # beside mmengine's training log
     run_dir = run(args.out, recipe=args.recipe, overrides=args.overrides, seed=args.seed, n_train=args.train,
-                  n_val=args.val, pretrain_steps=args.pretrain_steps, plots=args.plots)
+                  n_val=args.val, pretrain_steps=args.pretrain_steps, plots=args.plots, log=log.info,
+                  result=log.result)
     print(run_dir)
     return 0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from vtgcore.progress import is_quiet
     from vtgcore.sweep import command
 
     return command(args.sweep_file, out=args.out, launcher=args.launcher, dry_run=args.dry_run, only=args.only,
-                   seeds=args.seed, collect_only=args.collect, note=lambda message: print(message, file=sys.stderr))
+                   seeds=args.seed, collect_only=args.collect, note=lambda message: print(message, file=sys.stderr),
+                   progress=(lambda message: None) if is_quiet() else None)
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -311,6 +315,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vtg", description="vtgcore: video temporal grounding with LLMs")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress bars or informational lines (errors, warnings and results are still "
+                             "printed; run logs are still written); also after the command, or VTG_QUIET=1")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("plugins", help="list registered plugins")
@@ -464,9 +471,17 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"vtg: warning: {message}", file=sys.stderr)
 
 
+QUIET_FLAGS = ("-q", "--quiet")
+"""The global ``--quiet`` switch, accepted before or after the command (``vtg eval R --quiet``)."""
+
+
 def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]) -> argparse.Namespace:
-    """Parse, taking recipe overrides placed after options too (``vtg eval R --checkpoint C key=value``)."""
+    """Parse, taking recipe overrides placed after options too (``vtg eval R --checkpoint C key=value``)
+    and the global ``--quiet`` after the command."""
     args, extra = parser.parse_known_args(argv)
+    if any(e in QUIET_FLAGS for e in extra):
+        args.quiet = True
+        extra = [e for e in extra if e not in QUIET_FLAGS]
     if extra:
         if getattr(args, "overrides", None) is None or any(e.startswith("-") for e in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -476,8 +491,11 @@ def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]) -
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``vtg``."""
+    from vtgcore.progress import set_quiet
+
     parser = build_parser()
     args = parse_args(parser, argv)
+    set_quiet(args.quiet)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning

@@ -111,6 +111,7 @@ def _pretrained_encoder(rec: Any, synth: Path, steps: int, log: Callable[[str], 
     from omegaconf import OmegaConf
 
     from vtgcore.data.synth_encoder import pretrain_recipe_encoder
+    from vtgcore.progress import rate_text
 
     spec = OmegaConf.to_container(rec.model.encoder, resolve=True)
     key = hashlib.sha256(json.dumps([spec["name"], spec["params"], steps, int(rec.seed)], sort_keys=True).encode())
@@ -119,8 +120,9 @@ def _pretrained_encoder(rec: Any, synth: Path, steps: int, log: Callable[[str], 
         log(f"[2/5] pre-trained encoder already in {weights}")
         return weights
     log(f"[2/5] pre-training the {spec['name']} encoder on VTG-Synth frames for {steps} steps")
-    report = pretrain_recipe_encoder(rec, synth, weights, steps=steps,
-                                     progress=lambda step, total, loss: log(f"  step {step}/{total}  loss {loss:.4f}"))
+    start = time.perf_counter()
+    report = pretrain_recipe_encoder(rec, synth, weights, steps=steps, progress=lambda step, total, loss: log(
+        f"  step {step}/{total}  loss {loss:.4f}  ({rate_text(step, total, time.perf_counter() - start, 'step')})"))
     val = report["val"]
     log(f"  held-out patch labels: accuracy {val['accuracy']:.3f} (majority {val['majority']:.3f}), "
         f"recall {val['recall']:.3f}; {report['seconds']} s")
@@ -155,7 +157,8 @@ def run(out_dir: str | Path = "work_dirs/main", *, recipe: str | Path = "recipes
         overrides: Sequence[str] = (), seed: int = 0, n_train: int = N_TRAIN, n_val: int = 50,
         pretrain_steps: int = PRETRAIN_STEPS, workers: int | None = None,
         log: Callable[[str], Any] = print, synth_dir: str | Path | None = None,
-        feature_cache_dir: str | Path | None = None, plots: int = PLOT_VIDEOS) -> Path:
+        feature_cache_dir: str | Path | None = None, plots: int = PLOT_VIDEOS,
+        result: Callable[[str], Any] | None = None) -> Path:
     """Run the whole job; returns the run folder.
 
     Steps: generate VTG-Synth (``workers`` processes; skipped when present), pre-train the recipe's
@@ -168,6 +171,11 @@ def run(out_dir: str | Path = "work_dirs/main", *, recipe: str | Path = "recipes
     only when its ``meta.json`` is missing, the pre-trained encoders are kept in it, and cache
     entries are keyed by the encoder and its weights. ``plots``: timelines of the first N
     moment-retrieval videos in ``RUN/plots/`` (0: none).
+
+    ``log`` gets the stage lines (``[1/5] ...``); ``result`` (default: ``log``) the final table and
+    the R1@0.5 line. Progress bars (VTG-Synth videos, evaluated items) go to stderr through
+    :func:`vtgcore.progress.bar`, silent with ``--quiet``; training logs through mmengine into
+    ``RUN/<timestamp>/<timestamp>.log``.
     """
     from vtgcore.config.loader import load_recipe
     from vtgcore.data.dataset import FrameConfig
@@ -176,6 +184,9 @@ def run(out_dir: str | Path = "work_dirs/main", *, recipe: str | Path = "recipes
     from vtgcore.eval.generate import GenerationConfig
     from vtgcore.eval.runner import EvalSet, evaluate_set
     from vtgcore.mm.runner import build_runner, feature_cache
+    from vtgcore.progress import bar
+
+    result = result or log
 
     start = time.perf_counter()
     out = Path(out_dir)
@@ -185,7 +196,8 @@ def run(out_dir: str | Path = "work_dirs/main", *, recipe: str | Path = "recipes
 
         workers = workers or min(4, os.cpu_count() or 1)
         log(f"[1/5] generating VTG-Synth (seed {seed}, {n_train} train + {n_val} val videos, {workers} processes) in {synth}")
-        generate_synth(synth, seed=seed, n_train=n_train, n_val=n_val, workers=workers)
+        generate_synth(synth, seed=seed, n_train=n_train, n_val=n_val, workers=workers,
+                       progress=bar("writing VTG-Synth videos"))
     else:
         log(f"[1/5] VTG-Synth already in {synth}")
     run_dir = out / "run"
@@ -213,7 +225,7 @@ def run(out_dir: str | Path = "work_dirs/main", *, recipe: str | Path = "recipes
         metrics = evaluate_set(model, processor, EvalSet(task, spec.annotation, spec.format), run_dir / "eval",
                                frames=frames, video_root=synth, batch_size=16,
                                generation=GenerationConfig(max_new_tokens=96 if task != "mr" else 24),
-                               feature_cache=cache)
+                               feature_cache=cache, progress=bar(f"evaluating {task}", unit="item"))
         results[TASKS[task]] = _select(metrics, TASKS[task])
     log("[5/5] constant-window baseline")
     window = constant_window(load_vtg_it(rec.data.train.annotation), synth)
@@ -224,9 +236,9 @@ def run(out_dir: str | Path = "work_dirs/main", *, recipe: str | Path = "recipes
                "baseline_window": {"start_fraction": window[0], "end_fraction": window[1]},
                "wall_seconds": round(time.perf_counter() - start, 1)}
     atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=2))
-    log(table(results, baselines))
+    result(table(results, baselines))
     mr, base = results.get("moment_retrieval", {}), baselines.get("moment_retrieval", {})
-    log(f"moment retrieval R1@0.5: model {mr.get('R1@0.5', 0):.1f}, constant window {base.get('R1@0.5', 0):.1f} "
+    result(f"moment retrieval R1@0.5: model {mr.get('R1@0.5', 0):.1f}, constant window {base.get('R1@0.5', 0):.1f} "
         f"({summary['wall_seconds']} s in all)")
     if plots > 0 and "mr" in rec.data.val:
         _plot_timelines(run_dir, synth, rec, plots, log)

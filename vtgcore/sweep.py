@@ -627,12 +627,15 @@ def run_sweep(sweep: Sweep, out: str | Path, *, only: Optional[Sequence[str]] = 
 
 def command(sweep_file: str | Path, *, out: str | Path | None = None, launcher: str = "none",
             dry_run: bool = False, only: Optional[Sequence[str]] = None, seeds: Optional[Sequence[int]] = None,
-            collect_only: bool = False, echo: Callable[[str], Any] = print, note: Callable[[str], Any] = print) -> int:
+            collect_only: bool = False, echo: Callable[[str], Any] = print, note: Callable[[str], Any] = print,
+            progress: Optional[Callable[[str], Any]] = None) -> int:
     """``vtg sweep``: returns the exit status (1 when a variant failed or does not resolve).
 
     ``echo`` gets the commands (``--launcher print``) and the progress; ``note`` the notes and the
     failures of the printing and dry-run modes. ``collect_only`` trains nothing and writes the
-    results files and charts from the runs finished so far (all variants and seeds).
+    results files and charts from the runs finished so far (all variants and seeds). ``progress``
+    (default: ``echo``) gets the lines of the runs as they train and evaluate (each run's
+    ``sweep.log`` keeps them either way).
     """
     sweep = load_sweep(sweep_file)
     out = Path(out) if out is not None else default_out(sweep_file)
@@ -673,7 +676,7 @@ def command(sweep_file: str | Path, *, out: str | Path | None = None, launcher: 
             note(f"vtg: note: `vtg sweep {shlex.quote(str(sweep_file))} --out {shlex.quote(str(out))} --collect` "
                  "writes results.csv/json/md from the finished runs at any time")
         return 1 if invalid else 0
-    report = run_sweep(sweep, out, only=only, seeds=seeds, log=echo)
+    report = run_sweep(sweep, out, only=only, seeds=seeds, log=progress or echo)
     echo(f"sweep {sweep.path.stem}: {len(report.ran)} run, {len(report.skipped)} already finished, "
          f"{len(report.failed)} failed")
     for job, error in report.failed:

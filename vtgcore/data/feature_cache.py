@@ -147,14 +147,20 @@ class FeatureCache:
             return load_file(str(path))
         return self.compute(video)
 
-    def fill(self, videos: Iterable[str | Path], progress: Optional[Callable[[int, int], None]] = None) -> int:
-        """Compute every missing entry; returns how many were computed."""
+    def fill(self, videos: Iterable[str | Path], progress: Optional[Callable[..., None]] = None) -> int:
+        """Compute every missing entry; returns how many were computed.
+
+        Args:
+            videos: video files (duplicates are computed once).
+            progress: called after each video as ``progress(done, total, frames=decoded)``, where
+                ``decoded`` counts the frames decoded so far (cached videos decode none).
+        """
         videos = list(dict.fromkeys(os.fspath(v) for v in videos))
-        computed = 0
+        computed = decoded = 0
         for done, video in enumerate(videos, 1):
             if not self.has(video):
-                self.compute(video)
+                decoded += int(self.compute(video)["timestamps"].shape[0])
                 computed += 1
             if progress:
-                progress(done, len(videos))
+                progress(done, len(videos), frames=decoded)
         return computed

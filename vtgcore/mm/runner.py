@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 from typing import Any, Optional
 
@@ -138,13 +139,68 @@ def _init_cpu_process_group() -> None:
 
 
 def _log_progress(what: str):
+    """A progress callback ``(done, total, **counts)`` that logs about ten lines, with the rate and the time left."""
+    import time
+
     from mmengine.logging import print_log
 
-    def progress(done: int, total: int) -> None:
+    from vtgcore.progress import rate_text
+
+    start = time.perf_counter()
+
+    def progress(done: int, total: int, **counts: int) -> None:
         if done == total or done % max(1, total // 10) == 0:
-            print_log(f"{what}: {done}/{total} videos", logger="current")
+            elapsed = time.perf_counter() - start
+            extra = "".join(f", {k} {v} ({v / max(elapsed, 1e-9):.0f}/s)" for k, v in counts.items())
+            print_log(f"{what}: {done}/{total} videos ({rate_text(done, total, elapsed, 'video')}{extra})",
+                      logger="current")
 
     return progress
+
+
+FROZEN_NOISE = "is skipped since its requires_grad=False"
+"""mmengine's optimizer constructor warns once per frozen parameter (hundreds of lines for EVA-ViT-g);
+the trainable-parameter table says the same in a few lines, so the console leaves these out."""
+
+
+def _not_frozen_noise(record: Any) -> bool:
+    return FROZEN_NOISE not in str(record.getMessage())
+
+
+def quiet_console(logger: Any) -> None:
+    """Tidy an mmengine logger's console; its log file keeps everything.
+
+    The per-parameter "skipped since its requires_grad=False" warnings never reach the console.
+    With ``--quiet`` (:func:`vtgcore.progress.is_quiet`) only warnings and errors do, and on stderr,
+    so that stdout holds only a command's results.
+    """
+    import logging
+    import sys
+
+    from vtgcore.progress import is_quiet
+
+    for handler in logger.handlers:
+        if type(handler) is not logging.StreamHandler:  # the console, not the FileHandler subclass
+            continue
+        if _not_frozen_noise not in handler.filters:
+            handler.addFilter(_not_frozen_noise)
+        if is_quiet():
+            handler.setLevel(max(handler.level, logging.WARNING))
+            handler.setStream(sys.stderr)
+
+
+@functools.cache
+def _runner_class() -> type:
+    """mmengine's ``Runner`` whose console logging follows ``--quiet`` from its first line."""
+    from mmengine.runner import Runner
+
+    class VTGRunner(Runner):
+        def build_logger(self, log_level: Any = "INFO", log_file: Optional[str] = None, **kwargs: Any) -> Any:
+            logger = super().build_logger(log_level=log_level, log_file=log_file, **kwargs)
+            quiet_console(logger)
+            return logger
+
+    return VTGRunner
 
 
 def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher: str = "none",
@@ -161,7 +217,6 @@ def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher
         video_root: overrides ``data.video_root``.
     """
     import vtgcore.mm  # noqa: F401  (registers everything)
-    from mmengine.runner import Runner
 
     from vtgcore.checkpoint import load_checkpoint
     from vtgcore.mm.model import VTGModel
@@ -206,7 +261,7 @@ def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher
     if wrapper is None and launcher != "none" and not torch.cuda.is_available():
         wrapper = {"type": "MMDistributedDataParallel", "device_ids": None, "broadcast_buffers": False}
     Path(work_dir).mkdir(parents=True, exist_ok=True)
-    runner = Runner(
+    runner = _runner_class()(
         model=model, work_dir=work_dir, experiment_name=recipe.experiment_name,
         train_dataloader=train_loader(model, recipe, video_root), train_cfg=train_cfg,
         optim_wrapper=optim, param_scheduler=schedule, default_hooks=default_hooks, custom_hooks=custom_hooks,
