@@ -496,6 +496,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parse_args(parser, argv)
     set_quiet(args.quiet)
+    if args.quiet:  # transformers' informational warnings too (read when it is first imported)
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
