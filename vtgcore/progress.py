@@ -58,14 +58,15 @@ def bar(desc: str, unit: str = "video", file: Optional[TextIO] = None) -> Progre
     every running count given as a keyword with its own rate (``frames=12000`` shows
     ``frames=12000 (850/s)``), and closes when ``done >= total``. On a terminal it redraws every
     0.1 s and disappears when finished; otherwise (a log, a pipe) it writes a line at most every
-    10 s and keeps the last one. Quiet: does nothing.
+    10 s and keeps the last one. Rates count from the call of ``bar``, so create it just before
+    the work starts (the first update usually comes after the first item). Quiet: does nothing.
 
     Args:
         desc: what is counted, e.g. ``"evaluating mr"``.
         unit: the unit of ``done``.
         file: the stream (default: ``sys.stderr`` at the first call).
     """
-    state: dict[str, Any] = {"bar": None, "start": 0.0}
+    state: dict[str, Any] = {"bar": None, "start": time.perf_counter(), "wall": time.time()}
 
     def update(done: int, total: int, **counts: int) -> None:
         if is_quiet():
@@ -77,7 +78,7 @@ def bar(desc: str, unit: str = "video", file: Optional[TextIO] = None) -> Progre
             tty = hasattr(stream, "isatty") and stream.isatty()
             state["bar"] = tqdm(total=total, desc=desc, unit=unit, file=stream, leave=not tty,
                                 mininterval=0.1 if tty else 10.0, dynamic_ncols=tty)
-            state["start"] = time.perf_counter()
+            state["bar"].start_t = state["wall"]  # tqdm's clock (time.time) from the start of the work
         progress = state["bar"]
         if counts:
             elapsed = max(time.perf_counter() - state["start"], 1e-9)
