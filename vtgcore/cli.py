@@ -250,9 +250,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         load_checkpoint(model, args.checkpoint)
     else:
         print("vtg: warning: no --checkpoint given: evaluating freshly initialised weights", file=sys.stderr)
-    enc = model.encoder
-    frames = FrameConfig(recipe.data.num_frames, recipe.data.eval_sampling, recipe.data.reader, enc.image_size,
-                         mean=enc.mean, std=enc.std)
+    frames = FrameConfig.for_eval(recipe, model.encoder)
     generation = GenerationConfig(max_new_tokens=args.max_new_tokens, do_sample=args.temperature > 0,
                                   temperature=args.temperature or 1.0, top_p=args.top_p, seed=recipe.seed)
     out_dir = args.out or str(Path(args.checkpoint or recipe.work_dir) / f"eval_{args.split}")
