@@ -119,7 +119,7 @@ def timeline_html(result: "Grounding", frames: Optional[list[tuple[float, str]]]
         left = 100.0 * min(max(start / duration, 0.0), 1.0)
         width = max(100.0 * min(max(end / duration, 0.0), 1.0) - left, 0.4)  # a zero-length window stays visible
         tip = html.escape(f"{k}: {start:.1f} - {end:.1f} s ({clock(start)} - {clock(end)})")
-        spans.append(f'<div class="vtg-window" data-start="{start:g}" data-end="{end:g}" title="{tip}" '
+        spans.append(f'<div class="vtg-window" data-start="{float(start)!r}" data-end="{float(end)!r}" title="{tip}" '
                      f'style="position:absolute;top:0;bottom:0;left:{left:.3f}%;width:{width:.3f}%;'
                      f'background:#f97316;opacity:0.85;border-radius:3px;color:#fff;font-size:11px;'
                      f'text-align:center;overflow:hidden">{k}</div>')
@@ -130,7 +130,7 @@ def timeline_html(result: "Grounding", frames: Optional[list[tuple[float, str]]]
     strip = f'<div class="vtg-frames" style="display:flex;margin-bottom:2px">{strip}</div>' if strip else ""
     empty = "" if result.windows else '<p class="vtg-no-window">no window predicted</p>'
     label = html.escape(TASK_LABELS.get(result.task, result.task))
-    return (f'<div class="vtg-timeline" data-duration="{result.duration:g}" data-task="{result.task}">'
+    return (f'<div class="vtg-timeline" data-duration="{float(result.duration)!r}" data-task="{result.task}">'
             f'<div style="font-size:12px;margin-bottom:4px">{label}: {len(result.windows)} window(s) over '
             f'{clock(result.duration)}</div>'
             f'{strip}<div style="position:relative;height:28px;background:#e5e7eb;border-radius:4px">{"".join(spans)}</div>'
