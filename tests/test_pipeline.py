@@ -127,6 +127,31 @@ def test_load_from_a_recipe_and_checkpoint_or_a_checkpoint_folder(tiny_run, pipe
         load_pipeline(tiny_run, checkpoint=tmp_path / "missing")
 
 
+def test_component_weights_named_relative_to_the_run_are_found_from_anywhere(tiny_run, pipe, videos, tmp_path,
+                                                                             monkeypatch):
+    """`vtg run` saves the pre-trained encoder's path relative to where it ran (work_dirs/main/...)."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    work = tmp_path / "project"
+    run = work / "work_dirs" / "main" / "run"
+    shutil.copytree(tiny_run / "checkpoints", run / "checkpoints")
+    (run.parent / "vtg_synth").mkdir()
+    save_file({k: v.contiguous() for k, v in pipe.model.encoder.state_dict().items()},
+              str(run.parent / "vtg_synth" / "encoder.safetensors"))
+    recipe = run / "checkpoints" / "iter_100" / "recipe.yaml"
+    text = recipe.read_text()
+    assert text.count("checkpoint: null") >= 1
+    recipe.write_text(text.replace("checkpoint: null", "checkpoint: work_dirs/main/vtg_synth/encoder.safetensors", 1))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    moved = load_pipeline(run, generation=GEN)
+    assert moved.recipe.model.encoder.checkpoint == str(work / "work_dirs/main/vtg_synth/encoder.safetensors")
+    assert moved.ground(videos[0], QUERIES[0]).windows == pipe.ground(videos[0], QUERIES[0]).windows
+
+
 def test_pick_device():
     import torch
 

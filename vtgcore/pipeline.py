@@ -163,7 +163,7 @@ class Highlights(Grounding):
 
     def _lines(self) -> list[str]:
         lines = super()._lines()
-        if self.scores:
+        if self.scores and max(self.scores) > 0:
             best = max(range(len(self.scores)), key=lambda i: self.scores[i])
             start = best * self.clip_length
             lines.append(f"  best clip: {_span(start, min(start + self.clip_length, self.duration))}, "
