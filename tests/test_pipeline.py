@@ -197,6 +197,10 @@ def test_vtg_ground_text_and_errors(tiny_run, videos, tmp_path, capsys):
     recipe = tiny_run / "checkpoints" / "iter_100" / "recipe.yaml"
     assert cli.main(["ground", videos[0], "q", "--recipe", str(recipe)]) == 1
     assert "no trained weights" in capsys.readouterr().err
+    # recipe overrides follow the options, as in vtg eval (also where a task takes no query)
+    assert cli.main(["ground", videos[0], "--task", "dvc", "--run", str(tiny_run), "data.num_frame=2"]) == 1
+    assert "unknown key 'data.num_frame'" in capsys.readouterr().err
+    assert load_pipeline(tiny_run, overrides=["data.num_frames=2"]).frames.num_frames == 2
 
 
 def test_import_vtgcore_stays_light():

@@ -331,9 +331,14 @@ def cmd_ground(args: argparse.Namespace) -> int:
         raise VideoReadError(f"{video}: not a regular file")
     if args.task in QUERY_TASKS and not (args.query or "").strip():
         raise VTGError(f'vtg ground: {TASK_LABELS[args.task]} needs a query: vtg ground VIDEO "QUERY" ...')
+    overrides = list(args.overrides)
+    if args.task not in QUERY_TASKS and args.query and "=" in args.query:  # an override, not a query
+        overrides.insert(0, args.query)
+        args.query = None
     if args.task not in QUERY_TASKS and args.query:
         print(f"vtg: warning: {TASK_LABELS[args.task]} takes no query; ignoring {args.query!r}", file=sys.stderr)
-    pipe = load_pipeline(source, args.checkpoint, device=args.device, allow_random=args.random_weights,
+    pipe = load_pipeline(source, args.checkpoint, device=args.device, overrides=overrides,
+                         allow_random=args.random_weights,
                          generation=GenerationConfig(max_new_tokens=args.max_new_tokens), batch_size=1)
     if pipe.checkpoint is None:
         print("vtg: warning: random weights (--random-weights): the answer means nothing", file=sys.stderr)
@@ -356,7 +361,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                        f"Restart with --checkpoint DIR, or with --run RUN_DIR.")
             print(f"vtg: warning: {message}", file=sys.stderr)
         else:
-            pipe = load_pipeline(source, args.checkpoint, device=args.device,
+            pipe = load_pipeline(source, args.checkpoint, device=args.device, overrides=args.overrides,
                                  generation=GenerationConfig(max_new_tokens=args.max_new_tokens))
     else:
         print("vtg: warning: no model given (--run RUN_DIR): the page will say so", file=sys.stderr)
@@ -476,7 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--legacy-parser", action="store_true", help="the original regex parsers (parity studies)")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("ground", help="ask a trained model when something happens in your own video")
+    p = sub.add_parser("ground", help="ask a trained model when something happens in your own video",
+                       usage="vtg ground VIDEO [QUERY] (--run RUN_DIR | --recipe RECIPE --checkpoint DIR) [options] "
+                             "[key=value ...]")
     p.add_argument("video", help="a video file (anything decord or PyAV reads)")
     p.add_argument("query", nargs="?", default=None, help="what to find (needed by mr and hd)")
     p.add_argument("--run", default=None, help="a run folder (vtg run: OUT/run; vtg train: the work dir): its "
@@ -491,7 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--random-weights", action="store_true",
                    help="allow --recipe without --checkpoint (random weights: smoke tests only)")
-    p.set_defaults(func=cmd_ground)
+    p.set_defaults(func=cmd_ground, overrides=[])  # recipe overrides (key=value) may follow the options
 
     p = sub.add_parser("demo", help="serve a local web page to ground your own videos (needs the demo extra: gradio)")
     p.add_argument("--run", default=None, help="a run folder: its recipe and last checkpoint")
@@ -504,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-duration", type=float, default=3600.0, help="longest video in seconds (default 3600)")
     p.add_argument("--device", default="auto", help="auto (CUDA, then NPU, else CPU), cpu, cuda[:N], npu[:N]")
     p.add_argument("--max-new-tokens", type=int, default=256)
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=cmd_demo, overrides=[])  # recipe overrides (key=value) may follow the options
 
     p = sub.add_parser("run", help="the main job: VTG-Synth, train the tiny VTG-LLM, evaluate, compare with a baseline")
     p.add_argument("overrides", nargs="*", help="recipe overrides: key=value, group=option or ~key")
