@@ -162,6 +162,11 @@ def test_pick_device():
             pick_device("cuda")
     with pytest.raises(VTGError, match="unknown device"):
         pick_device("quantum")
+    try:
+        import torch_npu  # noqa: F401
+    except ImportError:
+        with pytest.raises(VTGError, match="no Ascend NPU"):
+            pick_device("npu:0")
 
 
 def test_vtg_ground_json_equals_the_api(tiny_run, pipe, videos, capsys):

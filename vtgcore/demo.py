@@ -209,7 +209,9 @@ def build_demo(pipeline: Optional["Pipeline"], *, limits: Optional[DemoLimits] =
     def run(video: Optional[str], task: str, query: str) -> tuple[str, str]:
         return answer(pipeline, video, task, query, limits, message)
 
-    with gr.Blocks(title="vtgcore: when does it happen?", analytics_enabled=False) as demo:
+    # uploads are kept in gradio's cache: every hour, those older than an hour are deleted
+    with gr.Blocks(title="vtgcore: when does it happen?", analytics_enabled=False,
+                   delete_cache=(3600, 3600)) as demo:
         gr.Markdown("## vtgcore: when does it happen in your video?")
         gr.Markdown(status, elem_id="vtg-status")
         gr.Markdown(limits_line, elem_id="vtg-limits")
@@ -235,8 +237,9 @@ def serve(pipeline: Optional["Pipeline"], *, host: str = DEFAULT_HOST, port: int
           limits: Optional[DemoLimits] = None, message: str = NO_MODEL, block: bool = True) -> Any:
     """Build the page and serve it on ``host:port`` (gradio's ``launch``; no share link, no analytics).
 
-    The upload limit is given to gradio as well (``max_file_size``), so a larger upload is refused
-    while it is being sent, not after it was stored.
+    The upload limit is given to gradio as well (``max_file_size``), so gradio refuses a larger
+    upload as it is uploaded (the page checks the size before sending, the server again), before it
+    is stored.
 
     Args:
         block: wait until interrupted (False: return the running ``Blocks``; call ``close()``).

@@ -204,14 +204,14 @@ def pick_device(device: str = "auto") -> "torch.device":
         if torch.cuda.is_available():
             return torch.device("cuda")
         return torch.device("npu") if npu_available() else torch.device("cpu")
+    if str(device).split(":")[0] == "npu" and not npu_available():  # torch knows "npu" only from torch_npu
+        raise VTGError(f"device {device!r}: no Ascend NPU (torch_npu) on this machine")
     try:
         chosen = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise VTGError(f"unknown device {device!r} ({exc}); use auto, cpu, cuda[:N] or npu[:N]") from None
     if chosen.type == "cuda" and not torch.cuda.is_available():
         raise VTGError(f"device {device!r}: CUDA is not available on this machine")
-    if chosen.type == "npu" and not npu_available():
-        raise VTGError(f"device {device!r}: no Ascend NPU (torch_npu) on this machine")
     return chosen
 
 
