@@ -36,3 +36,20 @@ def synth_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synth")
     generate_synth(out, seed=11, n_train=4, n_val=3, max_duration=16.0)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_run(synth_dir, tmp_path_factory) -> Path:
+    """A tiny trained run folder: recipes/vtgllm/synth_tiny.yaml at toy size, 100 iterations on the
+    shared VTG-Synth set (about 10 s on 2 CPU cores). It writes answers with time windows, not
+    accurate ones: tests built on it check structure and consistency, not quality."""
+    from vtgcore.config.loader import load_recipe
+    from vtgcore.mm.runner import build_runner
+
+    run_dir = tmp_path_factory.mktemp("tiny_run") / "run"
+    rec = load_recipe(ROOT / "recipes" / "vtgllm" / "synth_tiny.yaml", [
+        f"data.video_root={synth_dir}", "data.num_frames=4", "data.train.batch_size=4",
+        "model.compressor.params.num_slots=4", "runner.train_cfg.max_iters=100", "runner.warmup_iters=5",
+        "runner.optim_wrapper.optimizer.lr=5e-3", "runner.log_interval=50"])
+    build_runner(rec, work_dir=str(run_dir)).train()
+    return run_dir

@@ -1,6 +1,7 @@
 """vtgcore: a plugin-based platform for video temporal grounding with large language models.
 
-Public entry points: :data:`hookimpl` (for plugin authors), :func:`load_recipe`, :func:`build_model`.
+Public entry points: :data:`hookimpl` (for plugin authors), :func:`load_recipe`, :func:`build_model`,
+:func:`load_pipeline` (ground your own videos).
 """
 
 from __future__ import annotations
@@ -24,4 +25,15 @@ def build_model(*args, **kwargs):
     return _build(*args, **kwargs)
 
 
-__all__ = ["__version__", "hookimpl", "load_recipe", "build_model"]
+def load_pipeline(*args, **kwargs):
+    """Load a trained model for grounding your own videos; see :func:`vtgcore.pipeline.load_pipeline`.
+
+    ``load_pipeline(run_dir_or_recipe, checkpoint=None, device="auto")`` returns a
+    :class:`~vtgcore.pipeline.Pipeline` with ``ground``, ``caption``, ``highlights`` and ``summarize``.
+    """
+    from vtgcore.pipeline import load_pipeline as _load
+
+    return _load(*args, **kwargs)
+
+
+__all__ = ["__version__", "hookimpl", "load_recipe", "build_model", "load_pipeline"]

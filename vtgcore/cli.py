@@ -242,9 +242,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         load_checkpoint(model, args.checkpoint)
     else:
         print("vtg: warning: no --checkpoint given: evaluating freshly initialised weights", file=sys.stderr)
-    enc = model.encoder
-    frames = FrameConfig(recipe.data.num_frames, recipe.data.eval_sampling, recipe.data.reader, enc.image_size,
-                         mean=enc.mean, std=enc.std)
+    frames = FrameConfig.for_eval(recipe, model.encoder)
     generation = GenerationConfig(max_new_tokens=args.max_new_tokens, do_sample=args.temperature > 0,
                                   temperature=args.temperature or 1.0, top_p=args.top_p, seed=recipe.seed)
     out_dir = args.out or str(Path(args.checkpoint or recipe.work_dir) / f"eval_{args.split}")
@@ -309,6 +307,70 @@ def cmd_plot(args: argparse.Namespace) -> int:
     for path in paths:
         print(path)
     print(f"{len(paths)} picture(s) written")
+    return 0
+
+
+def _pipeline_source(args: argparse.Namespace, command: str) -> Optional[str]:
+    """The run folder or recipe of ``--run`` / ``--recipe`` (at most one of them)."""
+    if args.run and args.recipe:
+        raise VTGError(f"{command}: give --run RUN_DIR or --recipe RECIPE (with --checkpoint DIR), not both")
+    if args.checkpoint and not (args.run or args.recipe):
+        raise VTGError(f"{command}: --checkpoint needs --recipe RECIPE (or use --run RUN_DIR alone)")
+    return args.run or args.recipe
+
+
+def cmd_ground(args: argparse.Namespace) -> int:
+    from vtgcore.errors import VideoReadError
+    from vtgcore.eval.generate import GenerationConfig
+    from vtgcore.pipeline import QUERY_TASKS, TASK_LABELS, load_pipeline
+
+    source = _pipeline_source(args, "vtg ground")
+    if source is None:
+        raise VTGError("vtg ground: give the model: --run RUN_DIR (a run folder from vtg run or vtg train), "
+                       "or --recipe RECIPE --checkpoint DIR")
+    video = Path(args.video)
+    if not video.exists():
+        raise VideoReadError(f"{video}: file not found")
+    if not video.is_file():
+        raise VideoReadError(f"{video}: not a regular file")
+    if args.task in QUERY_TASKS and not (args.query or "").strip():
+        raise VTGError(f'vtg ground: {TASK_LABELS[args.task]} needs a query: vtg ground VIDEO "QUERY" ...')
+    overrides = list(args.overrides)
+    if args.task not in QUERY_TASKS and args.query and "=" in args.query:  # an override, not a query
+        overrides.insert(0, args.query)
+        args.query = None
+    if args.task not in QUERY_TASKS and args.query:
+        print(f"vtg: warning: {TASK_LABELS[args.task]} takes no query; ignoring {args.query!r}", file=sys.stderr)
+    pipe = load_pipeline(source, args.checkpoint, device=args.device, overrides=overrides,
+                         allow_random=args.random_weights,
+                         generation=GenerationConfig(max_new_tokens=args.max_new_tokens), batch_size=1)
+    if pipe.checkpoint is None:
+        print("vtg: warning: random weights (--random-weights): the answer means nothing", file=sys.stderr)
+    result = pipe.predict(video, args.query if args.task in QUERY_TASKS else None, args.task)
+    print(json.dumps(result.to_dict(), ensure_ascii=False) if args.json else result.describe(verbose=args.verbose))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from vtgcore.demo import NO_MODEL, DemoLimits, serve
+    from vtgcore.eval.generate import GenerationConfig
+    from vtgcore.pipeline import load_pipeline
+
+    limits = DemoLimits(max_upload_mb=args.max_upload_mb, max_duration_s=args.max_duration)
+    source = _pipeline_source(args, "vtg demo")
+    pipe, message = None, NO_MODEL
+    if source is not None:
+        if args.recipe and not args.checkpoint:
+            message = (f"{args.recipe}: a recipe alone has no trained weights, so nothing can be answered. "
+                       f"Restart with --checkpoint DIR, or with --run RUN_DIR.")
+            print(f"vtg: warning: {message}", file=sys.stderr)
+        else:
+            pipe = load_pipeline(source, args.checkpoint, device=args.device, overrides=args.overrides,
+                                 generation=GenerationConfig(max_new_tokens=args.max_new_tokens))
+    else:
+        print("vtg: warning: no model given (--run RUN_DIR): the page will say so", file=sys.stderr)
+    print(f"vtg demo: serving on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
+    serve(pipe, host=args.host, port=args.port, limits=limits, message=message)
     return 0
 
 
@@ -425,6 +487,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N items")
     p.add_argument("--legacy-parser", action="store_true", help="the original regex parsers (parity studies)")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("ground", help="ask a trained model when something happens in your own video",
+                       usage="vtg ground VIDEO [QUERY] (--run RUN_DIR | --recipe RECIPE --checkpoint DIR) [options] "
+                             "[key=value ...]")
+    p.add_argument("video", help="a video file (anything decord or PyAV reads)")
+    p.add_argument("query", nargs="?", default=None, help="what to find (needed by mr and hd)")
+    p.add_argument("--run", default=None, help="a run folder (vtg run: OUT/run; vtg train: the work dir): its "
+                   "recipe and last checkpoint")
+    p.add_argument("--recipe", default=None, help="a recipe file (with --checkpoint)")
+    p.add_argument("--checkpoint", default=None, help="a checkpoint folder, or a run folder for its last one")
+    p.add_argument("--task", default="mr", choices=["mr", "dvc", "hd", "summary"],
+                   help="mr: moment retrieval (default), dvc: dense captions, hd: highlights, summary")
+    p.add_argument("--json", action="store_true", help="print one JSON object: windows, text, task, video, duration, ...")
+    p.add_argument("--verbose", action="store_true", help="also print the raw generated text and the parser's notes")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then NPU, else CPU), cpu, cuda[:N], npu[:N]")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--random-weights", action="store_true",
+                   help="allow --recipe without --checkpoint (random weights: smoke tests only)")
+    p.set_defaults(func=cmd_ground, overrides=[])  # recipe overrides (key=value) may follow the options
+
+    p = sub.add_parser("demo", help="serve a local web page to ground your own videos (needs the demo extra: gradio)")
+    p.add_argument("--run", default=None, help="a run folder: its recipe and last checkpoint")
+    p.add_argument("--recipe", default=None, help="a recipe file (with --checkpoint)")
+    p.add_argument("--checkpoint", default=None, help="a checkpoint folder, or a run folder for its last one")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--max-upload-mb", type=float, default=200.0, help="largest upload in MB (default 200)")
+    p.add_argument("--max-duration", type=float, default=3600.0, help="longest video in seconds (default 3600)")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then NPU, else CPU), cpu, cuda[:N], npu[:N]")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.set_defaults(func=cmd_demo, overrides=[])  # recipe overrides (key=value) may follow the options
 
     p = sub.add_parser("run", help="the main job: VTG-Synth, train the tiny VTG-LLM, evaluate, compare with a baseline")
     p.add_argument("overrides", nargs="*", help="recipe overrides: key=value, group=option or ~key")

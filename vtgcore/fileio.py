@@ -51,3 +51,22 @@ def read_text(path: Path, error: type[VTGError], what: str) -> str:
         raise error(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     except OSError as err:
         raise error(f"{path}: cannot be read ({err.strerror})") from None
+
+
+def locate(path: str | os.PathLike, folder: str | os.PathLike) -> Path:
+    """A file named in a run's records: as written, else relative to one of ``folder``'s parents.
+
+    Run records (evaluation records, the recipe saved in a checkpoint) hold paths relative to the
+    working directory of the run, so a run folder moved with its parents, or used from another
+    directory, still finds them.
+
+    Returns:
+        The first existing candidate; ``path`` unchanged when it is absolute or none exists.
+    """
+    p = Path(path)
+    if p.exists() or p.is_absolute():
+        return p
+    for parent in Path(folder).resolve().parents:
+        if (parent / p).exists():
+            return parent / p
+    return p

@@ -213,9 +213,7 @@ def run(out_dir: str | Path = "work_dirs/main", *, recipe: str | Path = "recipes
     runner.train()
     model = runner.model.module.vtg if hasattr(runner.model, "module") else runner.model.vtg
     processor = runner.model.processor
-    enc = model.encoder
-    frames = FrameConfig(rec.data.num_frames, rec.data.eval_sampling, rec.data.reader, enc.image_size,
-                         mean=enc.mean, std=enc.std)
+    frames = FrameConfig.for_eval(rec, model.encoder)
     cache = feature_cache(model, rec)
     log("[4/5] evaluating on the held-out split")
     results: dict[str, dict[str, Any]] = {}

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from vtgcore.errors import VTGError
+from vtgcore.fileio import locate
 
 CLIP_SECONDS = 2.0
 """Length of one saliency clip (QVHighlights and VTG-Synth: 2-second clips)."""
@@ -242,18 +243,6 @@ def _read_json(path: Path, what: str) -> Any:
         raise VTGError(f"{path}: cannot read {what}: {exc}") from None
 
 
-def _locate(path: str | Path, run_dir: Path) -> Path:
-    """A file named in a run's records: as written, else relative to one of the run folder's parents
-    (the records hold paths relative to the working directory of the run)."""
-    p = Path(path)
-    if p.exists() or p.is_absolute():
-        return p
-    for parent in run_dir.resolve().parents:
-        if (parent / p).exists():
-            return parent / p
-    return p
-
-
 def latest_recipe(run_dir: Path) -> Optional[dict[str, Any]]:
     """The resolved recipe of a run's latest checkpoint (``checkpoints/iter_N/recipe.yaml``), or None."""
     from omegaconf import OmegaConf
@@ -304,7 +293,7 @@ def run_timeline_data(run_dir: str | Path, *, limit: Optional[int] = 20, video_r
     record = _read_json(folder / "metrics.json", "moment-retrieval evaluation record")
     predictions = _read_json(folder / "predictions.json", "moment-retrieval predictions")
     rows = read_cache(folder / "generations.jsonl")
-    annotation = _locate(record["annotation"], run_dir)
+    annotation = locate(record["annotation"], run_dir)
     try:
         items = load_eval(annotation, None)
     except VTGError as exc:
@@ -316,7 +305,7 @@ def run_timeline_data(run_dir: str | Path, *, limit: Optional[int] = 20, video_r
         num_frames = num_frames if num_frames is not None else data.get("num_frames")
         sampling = data.get("eval_sampling", sampling)
         reader = data.get("reader", reader)
-    root = _locate(video_root, run_dir) if video_root else None
+    root = locate(video_root, run_dir) if video_root else None
     saliency_by_query: dict[tuple[str, str], list[float]] = {}
     hd = run_dir / "eval" / "highlights" / "predictions.json"
     if hd.is_file():

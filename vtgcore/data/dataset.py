@@ -44,6 +44,20 @@ class FrameConfig:
     mean: tuple[float, float, float] = CLIP_MEAN
     std: tuple[float, float, float] = CLIP_STD
 
+    @classmethod
+    def for_eval(cls, recipe: Any, encoder: Any) -> "FrameConfig":
+        """The frames a model sees at evaluation and inference (``vtg eval``, ``vtg run``, the
+        pipeline): ``data.num_frames`` frames drawn by ``data.eval_sampling`` with ``data.reader``,
+        at the encoder's image size and normalisation.
+
+        Args:
+            recipe: a loaded recipe.
+            encoder: the built frame encoder (``image_size``, ``mean``, ``std``).
+        """
+        data = recipe.data
+        return cls(int(data.num_frames), str(data.eval_sampling), str(data.reader), encoder.image_size,
+                   mean=encoder.mean, std=encoder.std)
+
 
 class VideoConversationDataset(Dataset):
     """Training items (:class:`~vtgcore.data.formats.TrainItem`) or evaluation items

@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 from torch.utils.data import DataLoader
 
@@ -59,6 +59,56 @@ def _append(handle: Any, row: dict[str, Any]) -> None:
     os.fsync(handle.fileno())
 
 
+def generate_rows(model: Any, processor: Any, items: Sequence[Any], *, frames: FrameConfig,
+                  video_root: Optional[str | Path], batch_size: int, generation: GenerationConfig,
+                  num_workers: int = 0, skip_broken: bool = True,
+                  feature_cache: Any = None) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+    """Sample frames, prompt and generate for ``items`` (evaluation items), batch by batch.
+
+    This is the one inference path: the evaluation runner and :mod:`vtgcore.pipeline` both use it.
+    Items get the task's evaluation prompt (:func:`vtgcore.data.prompts.eval_prompt`), frames are
+    sampled as ``frames`` says, and the model generates for a whole batch at once (left-padded
+    prompts; greedy answers do not depend on the batch size).
+
+    Args:
+        model: the :class:`~vtgcore.model.VideoLLM` (put in eval mode).
+        processor: its processor.
+        items: :class:`~vtgcore.data.formats.EvalItem` records (``id``, ``video``, ``task``, ``query``).
+        frames: frame sampling and preprocessing.
+        video_root: folder relative video paths are resolved against.
+        batch_size: videos per generation batch.
+        generation: decoding settings.
+        num_workers: data loader worker processes.
+        skip_broken: a video that cannot be read gives a row with ``error`` instead of raising.
+        feature_cache: a :class:`~vtgcore.data.feature_cache.FeatureCache`, or None.
+
+    Yields:
+        Per batch, ``(index into items, row)`` pairs: rows of unreadable videos first (``{"id",
+        "video", "text": "", "raw": "", "error"}``), then ``{"id", "video", "duration", "text",
+        "raw"}`` in item order.
+
+    Raises:
+        VideoReadError: a video cannot be read and ``skip_broken`` is False.
+    """
+    dataset = VideoConversationDataset(items, frames, video_root=video_root, skip_broken=skip_broken,
+                                       feature_cache=feature_cache)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
+                        collate_fn=VideoCollator(processor, add_generation_prompt=True))
+    model.eval()
+    for batch in loader:
+        rows: list[tuple[int, dict[str, Any]]] = []
+        for record in batch["skipped"]:
+            item = items[record["index"]]
+            rows.append((record["index"], {"id": item.id, "video": record["video"], "text": "", "raw": "",
+                                           "error": record["error"]}))
+        if batch["items"]:
+            outputs = generate_batch(model, batch, generation)
+            for index, item, out, duration, video in zip(batch["indices"], batch["items"], outputs,
+                                                         batch["duration"].tolist(), batch["videos"]):
+                rows.append((index, {"id": item.id, "video": video, "duration": duration, **out}))
+        yield rows
+
+
 def generate_all(model: Any, processor: Any, items: Sequence[Any], cache: Path, *, frames: FrameConfig,
                  video_root: Optional[str | Path], batch_size: int, generation: GenerationConfig,
                  num_workers: int = 0, progress: Optional[Callable[[int, int], None]] = None,
@@ -70,26 +120,14 @@ def generate_all(model: Any, processor: Any, items: Sequence[Any], cache: Path, 
     if progress:
         progress(total - len(todo), total)
     if todo:
-        dataset = VideoConversationDataset(todo, frames, video_root=video_root, skip_broken=True,
-                                           feature_cache=feature_cache)
-        loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
-                            collate_fn=VideoCollator(processor, add_generation_prompt=True))
-        model.eval()
         cache.parent.mkdir(parents=True, exist_ok=True)
         with cache.open("a", encoding="utf-8") as handle:
-            for batch in loader:
-                for record in batch["skipped"]:
-                    item = todo[record["index"]]
-                    row = {"id": item.id, "video": record["video"], "text": "", "raw": "", "error": record["error"]}
-                    done[item.id] = row
+            for rows in generate_rows(model, processor, todo, frames=frames, video_root=video_root,
+                                      batch_size=batch_size, generation=generation, num_workers=num_workers,
+                                      feature_cache=feature_cache):
+                for _, row in rows:
+                    done[row["id"]] = row
                     _append(handle, row)
-                if batch["items"]:
-                    outputs = generate_batch(model, batch, generation)
-                    for item, out, duration, video in zip(batch["items"], outputs, batch["duration"].tolist(),
-                                                          batch["videos"]):
-                        row = {"id": item.id, "video": video, "duration": duration, **out}
-                        done[item.id] = row
-                        _append(handle, row)
                 if progress:
                     progress(total - len(todo) + sum(1 for i in todo if i.id in done), total)
     return {item.id: done[item.id] for item in items}

@@ -1,0 +1,101 @@
+"""`vtg demo` without a browser: the answer function, the limits, the timeline, the command's
+defaults (localhost, 200 MB, one hour) and the page without a model. The page in a real headless
+Chromium is tests/test_demo_browser.py."""
+
+import re
+
+import pytest
+
+from vtgcore import cli, demo
+from vtgcore.demo import NO_MODEL, DemoLimits, answer, timeline_html
+from vtgcore.errors import VTGError
+from vtgcore.eval.generate import GenerationConfig
+from vtgcore.pipeline import Grounding, load_pipeline
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_run):
+    return load_pipeline(tiny_run, generation=GenerationConfig(max_new_tokens=48))
+
+
+@pytest.fixture(scope="module")
+def video(synth_dir):
+    return str(synth_dir / "videos" / "val_00000.mp4")
+
+
+def test_limits_default_to_200_mb_and_one_hour():
+    limits = DemoLimits()
+    assert limits.max_upload_mb == 200 and limits.max_duration_s == 3600
+    assert limits.max_upload_bytes == 200 * 1024 * 1024
+    with pytest.raises(VTGError, match="positive"):
+        DemoLimits(max_upload_mb=0)
+
+
+def test_answer_without_a_model_says_how_to_give_one():
+    text, timeline = answer(None, "/some/video.mp4", "mr", "q")
+    assert text == NO_MODEL and "--run RUN_DIR" in text and timeline == ""
+
+
+def test_answer_checks_input_then_grounds(pipe, video, tmp_path):
+    text, timeline = answer(pipe, video, "mr", "the red square moves")
+    result = pipe.ground(video, "the red square moves")
+    assert text == result.describe(verbose=True)
+    found = [(float(s), float(e)) for s, e in re.findall(r'class="vtg-window" data-start="([^"]+)" data-end="([^"]+)"',
+                                                         timeline)]
+    assert found == result.windows and f'data-duration="{result.duration!r}"' in timeline
+    assert timeline.count("<img ") == 8  # the frame strip
+    assert answer(pipe, None, "mr", "q")[0].startswith("Upload a video first (at most 200 MB and 1:00:00 long)")
+    assert "Type a query" in answer(pipe, video, "hd", " ")[0]
+    assert answer(pipe, video, "dvc", "")[0].startswith("val_00000.mp4 (")
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 4096)
+    assert answer(pipe, str(bad), "mr", "q")[0].startswith("This file cannot be read as a video: ")
+
+
+def test_answer_refuses_videos_over_the_limits(pipe, video):
+    size_kb = __import__("os").path.getsize(video) / 1024
+    text, timeline = answer(pipe, video, "mr", "q", DemoLimits(max_upload_mb=size_kb / 2 / 1024))
+    assert re.match(r"The video is 0\.0 MB; this demo accepts at most [0-9.e-]+ MB \(start it with --max-upload-mb",
+                    text) and timeline == ""
+    duration = pipe.probe(video).duration
+    text, _ = answer(pipe, video, "mr", "q", DemoLimits(max_duration_s=duration - 1))
+    assert text.startswith(f"The video is 00:09 long ({duration:.1f} s); this demo accepts at most 00:08") \
+        and "--max-duration" in text
+    assert answer(pipe, video, "mr", "q", DemoLimits(max_duration_s=duration))[0].startswith("val_00000.mp4")
+
+
+def test_timeline_places_windows_over_the_duration():
+    result = Grounding(windows=[(10.0, 30.0), (50.0, 50.0)], text="", task="mr", video="v.mp4", duration=100.0)
+    html = timeline_html(result)
+    assert 'data-start="10.0" data-end="30.0"' in html and "left:10.000%;width:20.000%" in html
+    assert 'data-start="50.0" data-end="50.0"' in html and "left:50.000%;width:0.400%" in html  # still visible
+    assert "<span>00:00</span><span>00:25</span><span>00:50</span><span>01:15</span><span>01:40</span>" in html
+    assert "no window predicted" in timeline_html(Grounding(windows=[], text="", task="mr", video="v", duration=5))
+
+
+def test_page_without_a_model_shows_the_message():
+    config = demo.build_demo(None).get_config_file()
+    values = {c["props"].get("elem_id"): c["props"].get("value") for c in config["components"]}
+    assert NO_MODEL in values["vtg-status"] and values["vtg-answer"] == NO_MODEL
+    assert values["vtg-limits"] == "Uploads up to 200 MB and videos up to 1:00:00 are accepted."
+
+
+def test_vtg_demo_binds_to_localhost_by_default(monkeypatch, tiny_run, capsys):
+    calls = []
+    monkeypatch.setattr(demo, "serve", lambda pipeline, **kw: calls.append((pipeline, kw)))
+    assert cli.main(["demo"]) == 0
+    pipeline, kw = calls.pop()
+    assert pipeline is None and kw["host"] == "127.0.0.1" and kw["port"] == 7860
+    assert kw["limits"] == DemoLimits(200.0, 3600.0) and kw["message"] == NO_MODEL
+    recipe = tiny_run / "checkpoints" / "iter_100" / "recipe.yaml"
+    assert cli.main(["demo", "--recipe", str(recipe)]) == 0
+    pipeline, kw = calls.pop()
+    assert pipeline is None and "no trained weights" in kw["message"] and "--checkpoint" in kw["message"]
+    assert cli.main(["demo", "--run", str(tiny_run), "--host", "0.0.0.0", "--port", "9000", "--max-upload-mb", "5",
+                     "--max-duration", "60"]) == 0
+    pipeline, kw = calls.pop()
+    assert pipeline.checkpoint == tiny_run / "checkpoints" / "iter_100"
+    assert (kw["host"], kw["port"], kw["limits"]) == ("0.0.0.0", 9000, DemoLimits(5.0, 60.0))
+    capsys.readouterr()
+    assert cli.main(["demo", "--run", str(tiny_run), "--recipe", str(recipe)]) == 1
+    assert "not both" in capsys.readouterr().err
