@@ -1,7 +1,7 @@
 """The data doctor: checks an annotation file and its videos without training.
 
 It reports the number of items, missing videos, unreadable or corrupt videos (each video is probed
-and its first and last frames decoded), annotation times outside the video's duration, malformed
+and its first and last frames decoded; timestamps that go back are found from the packets), annotation times outside the video's duration, malformed
 items (with their index and field) and duplicate ids. Videos are checked in parallel threads (the
 decoders release the GIL) with a progress callback.
 """
@@ -113,10 +113,24 @@ def _check_video(path: Path, reader: str) -> tuple[Optional[float], Optional[Pro
         if info.num_frames <= 0:
             raise VideoReadError(f"{path}: video stream has no frames")
         chosen.read(path, sorted({0, info.num_frames - 1}), (32, 32))
+        if chosen.name != "pyav":  # decord pairs frames with sorted times and cannot see this itself
+            _check_monotonic(path)
     except VideoReadError as exc:
         msg = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
         return None, Problem("unreadable_video", msg, video=str(path))
     return info.duration, None
+
+
+def _check_monotonic(path: Path) -> None:
+    """Raise when the video's timestamps go back in a stream without B-frames (frames and times
+    would be paired wrongly); the PyAV reader's packet index sees it without decoding."""
+    from vtgcore.data.video import _frame_index
+
+    index = _frame_index(path)
+    if index.backwards is not None:
+        before, after = ((t - index.start) * float(index.time_base) for t in index.backwards)
+        raise VideoReadError(f"{path}: non-monotonic timestamps: a frame at {after:.3f} s follows one at "
+                             f"{before:.3f} s in a stream without B-frames, so frames cannot be placed in time")
 
 
 def check(annotation: str | Path, *, fmt: Optional[str] = None, video_root: Optional[str | Path] = None,
