@@ -149,7 +149,7 @@ def _log_progress(what: str):
 
 def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher: str = "none",
                  resume: bool | str = False, load_from: Optional[str] = None,
-                 video_root: Optional[str] = None) -> Any:
+                 video_root: Optional[str] = None, where: str = "") -> Any:
     """Build the mmengine ``Runner`` for ``vtg train``.
 
     Args:
@@ -159,6 +159,11 @@ def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher
         resume: resume from the last complete checkpoint of the work dir (or a given folder).
         load_from: a vtgcore checkpoint whose weights start the run (fine-tuning).
         video_root: overrides ``data.video_root``.
+        where: the recipe file, named in errors (default: the experiment name).
+
+    Raises:
+        RecipeError: the ``runner`` section names a key ``vtg train`` does not use or a ``type``
+            no registry holds (nothing is imported by name).
     """
     import vtgcore.mm  # noqa: F401  (registers everything)
     from mmengine.runner import Runner
@@ -166,10 +171,15 @@ def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher
     from vtgcore.checkpoint import load_checkpoint
     from vtgcore.mm.model import VTGModel
 
+    from vtgcore.config.runner_section import check_recipe_objects, check_registered_types
+
     work_dir = work_dir or recipe.work_dir
+    runner_cfg: dict[str, Any] = OmegaConf.to_container(recipe.runner, resolve=True)
+    where = where or recipe.experiment_name
+    check_recipe_objects({"runner": runner_cfg}, where)
+    check_registered_types(runner_cfg, where)  # before mmengine would import an unknown type by name
     if launcher == "pytorch" and not torch.cuda.is_available():
         _init_cpu_process_group()
-    runner_cfg: dict[str, Any] = OmegaConf.to_container(recipe.runner, resolve=True)
     batch_size = int(OmegaConf.to_container(recipe.data.train, resolve=True).get("batch_size", DEFAULT_BATCH_SIZE))
     derived = apply_global_batch(runner_cfg, batch_size, launcher)  # before the model: fail fast
     train_cfg = {"type": "IterBasedTrainLoop", "max_iters": 1000, "val_interval": 10**9}
@@ -215,4 +225,9 @@ def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher
         cfg={"model_wrapper_cfg": wrapper} if wrapper else None, **runner_cfg)
     if derived:
         runner.logger.info("derived from the recipe: " + ", ".join(f"{k} {v}" for k, v in derived.items()))
+    for kind in ("encoder", "time_embedding", "time_codec", "compressor", "projector", "llm"):
+        params = OmegaConf.to_container(recipe.model[kind].params, resolve=True) or {}
+        if params.get("trust_remote_code"):
+            runner.logger.warning(f"model.{kind}.params.trust_remote_code is true (set by the recipe): the Python "
+                                  f"code of {params.get('path') or 'its model folder'} was allowed to run")
     return runner
