@@ -113,24 +113,23 @@ def _check_video(path: Path, reader: str) -> tuple[Optional[float], Optional[Pro
         if info.num_frames <= 0:
             raise VideoReadError(f"{path}: video stream has no frames")
         chosen.read(path, sorted({0, info.num_frames - 1}), (32, 32))
-        if chosen.name != "pyav":  # decord pairs frames with sorted times and cannot see this itself
-            _check_monotonic(path)
+        _check_monotonic(path, repeats_ok=chosen.name != "pyav")
     except VideoReadError as exc:
         msg = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
         return None, Problem("unreadable_video", msg, video=str(path))
     return info.duration, None
 
 
-def _check_monotonic(path: Path) -> None:
-    """Raise when the video's timestamps go back in a stream without B-frames (frames and times
-    would be paired wrongly); the PyAV reader's packet index sees it without decoding."""
-    from vtgcore.data.video import _frame_index
+def _check_monotonic(path: Path, repeats_ok: bool) -> None:
+    """Raise when the video's timestamps go back in a stream without B-frames (decord would pair
+    frames with the wrong times, PyAV cannot place them) or, unless ``repeats_ok`` (decord reads
+    those), when two frames share a time. Only packets are read (the PyAV frame index, cached)."""
+    from vtgcore.data.video import PyAVReader, _frame_index
 
     index = _frame_index(path)
-    if index.backwards is not None:
-        before, after = ((t - index.start) * float(index.time_base) for t in index.backwards)
-        raise VideoReadError(f"{path}: non-monotonic timestamps: a frame at {after:.3f} s follows one at "
-                             f"{before:.3f} s in a stream without B-frames, so frames cannot be placed in time")
+    why = PyAVReader._why_missed(index)
+    if index.backwards is not None or (not repeats_ok and why.startswith("non-monotonic")):
+        raise VideoReadError(f"{path}: {why}")
 
 
 def check(annotation: str | Path, *, fmt: Optional[str] = None, video_root: Optional[str | Path] = None,
