@@ -87,6 +87,15 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     return 0
 
 
+_BARS: list = []
+"""Progress bars still open; an error closes them first so that its line stands alone."""
+
+
+def _close_bars() -> None:
+    while _BARS:
+        _BARS.pop().close()
+
+
 def _progress(desc: str, unit: str = "video"):
     """A tqdm progress callback ``(done, total)`` on stderr."""
     from tqdm import tqdm
@@ -99,9 +108,12 @@ def _progress(desc: str, unit: str = "video"):
             tty = sys.stderr.isatty()
             bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False,
                        mininterval=0.1 if tty else 10.0)
+            _BARS.append(bar)
         bar.update(done - bar.n)
         if done >= total:
             bar.close()
+            if bar in _BARS:
+                _BARS.remove(bar)
 
     return update
 
@@ -509,17 +521,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             warnings.showwarning = _show_warning
             return args.func(args)
     except VTGError as exc:
+        _close_bars()
         if args.debug:
             raise
         print(f"vtg: error: {_one_line(str(exc))}", file=sys.stderr)
         return 1
     except OSError as exc:
         # a path the user gave or a folder the run writes to: missing, not permitted, disk full ...
+        _close_bars()
         if args.debug or not exc.filename:
             raise
         print(f"vtg: error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        _close_bars()
         print("vtg: interrupted", file=sys.stderr)
         return 130
 

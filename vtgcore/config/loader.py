@@ -103,6 +103,8 @@ def _compose(path: Path, root: Path, chain: tuple[Path, ...]) -> DictConfig:
         elif isinstance(entry, str):
             base = root / f"{entry.lstrip('/')}" if entry.startswith("/") else path.parent / entry
             base = base if base.suffix == ".yaml" else base.with_suffix(".yaml")
+            if not base.is_file():
+                raise RecipeError(f"{path}: defaults entry {entry!r}: {base}: recipe file not found")
             result = _merge(result, _compose(base, root, (*chain, path)), base)
         elif isinstance(entry, DictConfig) and len(entry) == 1:
             key, option = next(iter(entry.items()))

@@ -156,7 +156,8 @@ class VideoCollator:
     (B, T, L, Dv)), ``frame_mask`` (B, T)
     bool, ``timestamps`` (B, T) (padding repeats the last time), ``duration`` (B,), ``turns``,
     ``videos``, ``indices``, ``items``, ``skipped`` (error records ``{index, video, error, kind}`` of
-    samples left out: ``kind`` ``"video"`` for a broken video, ``"prompt"`` with ``skip_errors``) and,
+    samples left out: ``kind`` ``"video"`` for a broken video, ``"prompt"`` with ``skip_errors``, whose
+    record also holds the bare ``problem``) and,
     with a processor, ``input_ids``, ``attention_mask``, ``labels`` (B, S).
 
     Args:
@@ -184,7 +185,7 @@ class VideoCollator:
                                                    num_frames=t)
             except VTGError as exc:
                 records.append({"index": s["index"], "video": s["video"], "error": f"{s['video']}: {exc}",
-                                "kind": "prompt"})
+                                "kind": "prompt", "problem": str(exc)})
         return records
 
     def __call__(self, samples: Sequence[dict[str, Any]]) -> dict[str, Any]:

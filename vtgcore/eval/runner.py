@@ -69,8 +69,18 @@ def _append(handle: Any, row: dict[str, Any], path: Path) -> None:
         raise write_failure(path, err) from err
 
 
-def _error_row(item: Any, video: str, error: str, kind: str) -> dict[str, Any]:
-    return {"id": item.id, "video": video, "text": "", "raw": "", "error": " ".join(error.split()), "error_kind": kind}
+def _error_row(item: Any, video: str, fields: dict[str, str], source: str) -> dict[str, Any]:
+    """The cache row of an item that could not be evaluated.
+
+    A video error names the video; a prompt or model error (the item's query or times) names the
+    annotation file, the item and its video when ``source`` is known.
+    """
+    error = fields["error"]
+    if source and fields.get("problem") and fields["error_kind"] != "video":
+        index = getattr(item, "index", -1)
+        error = f"{source}: item {index if index >= 0 else repr(item.id)} ({video}): {fields['problem']}"
+    return {"id": item.id, "video": video, "text": "", "raw": "", "error": " ".join(error.split()),
+            "error_kind": fields["error_kind"]}
 
 
 def _generate_or_split(model: Any, batch: dict[str, Any], generation: GenerationConfig, dataset: Any,
@@ -86,14 +96,15 @@ def _generate_or_split(model: Any, batch: dict[str, Any], generation: Generation
     except VTGError as exc:
         if len(batch["items"]) == 1:
             return [(batch["items"][0], batch["videos"][0],
-                     {"error": f"{batch['videos'][0]}: {exc}", "error_kind": "model"})]
+                     {"error": f"{batch['videos'][0]}: {exc}", "error_kind": "model", "problem": str(exc)})]
         results = []
         for index in batch["indices"]:
             single = collate([dataset[index]])
             if single["skipped"]:
                 record = single["skipped"][0]
                 results.append((dataset.items[index], record["video"],
-                                {"error": record["error"], "error_kind": record.get("kind", "video")}))
+                                {"error": record["error"], "error_kind": record.get("kind", "video"),
+                                 "problem": record.get("problem", "")}))
             else:
                 results += _generate_or_split(model, single, generation, dataset, collate)
         return results
@@ -104,13 +115,15 @@ def _generate_or_split(model: Any, batch: dict[str, Any], generation: Generation
 def generate_all(model: Any, processor: Any, items: Sequence[Any], cache: Path, *, frames: FrameConfig,
                  video_root: Optional[str | Path], batch_size: int, generation: GenerationConfig,
                  num_workers: int = 0, progress: Optional[Callable[[int, int], None]] = None,
-                 feature_cache: Any = None) -> dict[str, dict[str, Any]]:
+                 feature_cache: Any = None, source: str = "") -> dict[str, dict[str, Any]]:
     """Generate an answer for every item not yet finished in ``cache``; return all rows by item id.
 
     An item fails alone, never the run: a video that cannot be read, a prompt that cannot be built
     (a time the codec cannot write, a query past ``max_length``) or an input the model refuses gives
-    a row with ``error`` (one line naming the video and the problem) and ``error_kind`` (``video``,
-    ``prompt`` or ``model``). Such rows are tried again by the next run, finished rows are not.
+    a row with ``error`` (one line naming the file and the problem: the video, or for a prompt or
+    model error the annotation file ``source``, the item and its video) and ``error_kind``
+    (``video``, ``prompt`` or ``model``). Such rows are tried again by the next run, finished rows
+    are not.
 
     Raises:
         OutputError: ``cache`` cannot be written (disk full, permission denied).
@@ -136,13 +149,14 @@ def generate_all(model: Any, processor: Any, items: Sequence[Any], cache: Path, 
             for batch in loader:
                 for record in batch["skipped"]:
                     item = todo[record["index"]]
-                    row = _error_row(item, record["video"], record["error"], record.get("kind", "video"))
+                    row = _error_row(item, record["video"], {"error": record["error"], "problem": record.get("problem", ""),
+                                                             "error_kind": record.get("kind", "video")}, source)
                     done[item.id] = row
                     _append(handle, row, cache)
                     finished += 1
                 if batch["items"]:
                     for item, video, fields in _generate_or_split(model, batch, generation, dataset, collate):
-                        row = (_error_row(item, video, fields["error"], fields["error_kind"]) if "error" in fields
+                        row = (_error_row(item, video, fields, source) if "error" in fields
                                else {"id": item.id, "video": video, **fields})
                         done[item.id] = row
                         _append(handle, row, cache)
@@ -220,7 +234,8 @@ def evaluate_set(model: Any, processor: Any, eval_set: EvalSet, out_dir: str | P
     folder = Path(out_dir) / TASK_NAMES[eval_set.task]
     rows = generate_all(model, processor, items, folder / "generations.jsonl", frames=frames,
                         video_root=video_root, batch_size=batch_size, generation=generation,
-                        num_workers=num_workers, progress=progress, feature_cache=feature_cache)
+                        num_workers=num_workers, progress=progress, feature_cache=feature_cache,
+                        source=str(eval_set.annotation))
     metrics, predictions = score(eval_set.task, items, rows, legacy_parser=legacy_parser)
     atomic_write_text(folder / "predictions.json", json.dumps(predictions, indent=1, ensure_ascii=False))
     record = {"task": eval_set.task, "annotation": str(eval_set.annotation), "items": len(items),

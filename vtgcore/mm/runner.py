@@ -184,6 +184,10 @@ def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher
     derived = apply_global_batch(runner_cfg, batch_size, launcher)  # before the model: fail fast
     train_cfg = {"type": "IterBasedTrainLoop", "max_iters": 1000, "val_interval": 10**9}
     train_cfg.update(runner_cfg.pop("train_cfg", {}) or {})
+    by_epoch = train_cfg.pop("by_epoch", False)  # mmengine refuses both `type` and `by_epoch`
+    if by_epoch:
+        raise RecipeError(f"{where}: runner.train_cfg.by_epoch: true is not supported: vtg train runs an "
+                          "iteration-based loop (set runner.train_cfg.max_iters)")
     warmup = int(runner_cfg.pop("warmup_iters", 0))
     checkpoint_interval = int(runner_cfg.pop("checkpoint_interval", max(1, int(train_cfg["max_iters"]))))
     log_interval = int(runner_cfg.pop("log_interval", 10))
