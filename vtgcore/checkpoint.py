@@ -113,24 +113,33 @@ def save_checkpoint(model: torch.nn.Module, directory: str | Path, recipe: Optio
     return directory
 
 
-def complete(folder: Path, files: Sequence[str] = (WEIGHTS,)) -> bool:
-    """Whether ``folder`` holds every one of ``files``, each readable: JSON files parse and
-    safetensors files have a valid header (a torn or empty file makes the folder incomplete)."""
+def unreadable_file(folder: Path, files: Sequence[str] = (WEIGHTS,)) -> Optional[tuple[str, str]]:
+    """The first of ``files`` in ``folder`` that is missing or unreadable, with why; None when all
+    are there and readable (JSON files parse, safetensors files have a valid header)."""
     from safetensors import safe_open
 
     for name in files:
         path = folder / name
         try:
-            if not path.is_file() or path.stat().st_size == 0:
-                return False
+            if not path.is_file():
+                return name, "missing"
+            if path.stat().st_size == 0:
+                return name, "empty"
             if name.endswith(".json"):
                 json.loads(path.read_text(encoding="utf-8"))
             elif name.endswith(".safetensors"):
                 with safe_open(str(path), framework="pt"):
                     pass
-        except Exception:  # noqa: BLE001 - any unreadable file means "not complete"
-            return False
-    return True
+        except Exception as exc:  # noqa: BLE001 - any unreadable file makes the folder incomplete
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return name, f"unreadable: {first[:200]}"
+    return None
+
+
+def complete(folder: Path, files: Sequence[str] = (WEIGHTS,)) -> bool:
+    """Whether ``folder`` holds every one of ``files``, each readable (see :func:`unreadable_file`):
+    a torn or empty file makes the folder incomplete."""
+    return unreadable_file(folder, files) is None
 
 
 def latest_checkpoint(checkpoints: str | Path, files: Sequence[str] = (WEIGHTS,)) -> Optional[Path]:

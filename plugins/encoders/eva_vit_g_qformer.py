@@ -268,7 +268,8 @@ def load_text_tokenizer(path: str) -> Any:
             raise ConfigValidationError(f"eva_vit_g_qformer: text_tokenizer {path}: no such folder "
                                         "(a local bert-base-uncased tokenizer folder; nothing is downloaded)")
         try:
-            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            # never the folder's own Python code (auto_map): transformers would ask on the terminal
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
         except (OSError, ValueError) as exc:
             raise ConfigValidationError(f"eva_vit_g_qformer: text_tokenizer {path}: cannot load a tokenizer "
                                         f"({str(exc).strip().splitlines()[0] if str(exc).strip() else exc})") from None

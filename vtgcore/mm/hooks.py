@@ -14,7 +14,8 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
-from vtgcore.checkpoint import MANIFEST, POINTER, WEIGHTS, complete, latest_checkpoint, load_checkpoint, save_checkpoint
+from vtgcore.checkpoint import (MANIFEST, POINTER, WEIGHTS, complete, latest_checkpoint, load_checkpoint,
+                                save_checkpoint, unreadable_file)
 from vtgcore.fileio import atomic_write_bytes, atomic_write_text
 from vtgcore.data.dataset import SkipLog
 from vtgcore.errors import CheckpointError
@@ -264,9 +265,10 @@ class VTGCheckpointHook(Hook):
         missing = [name for name in TRAINING_FILES if not (path / name).is_file()]
         if missing:
             raise CheckpointError(f"{path}: not a complete training checkpoint (no {', '.join(missing)})")
-        if not complete(path, TRAINING_FILES):
-            raise CheckpointError(f"{path}: a file of this training checkpoint is unreadable (torn or damaged); "
-                                  "resume from an earlier one")
+        bad = unreadable_file(path, TRAINING_FILES)
+        if bad is not None:
+            raise CheckpointError(f"{path / bad[0]}: {bad[1]} (a torn or damaged training checkpoint; "
+                                  "resume from an earlier one)")
 
         def read_json(name: str) -> Any:
             try:
