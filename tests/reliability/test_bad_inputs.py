@@ -388,14 +388,14 @@ def hf_llm(folder: Path, bad: Path) -> Any:
     return HFCausalLM(path=str(bad), tokenizer="tiny")
 
 
-def evaluate_library(folder: Path, bad: Path) -> dict[str, Any]:
+def evaluate_library(folder: Path, bad: Path, overrides: tuple[str, ...] = ()) -> dict[str, Any]:
     """The evaluation runner on a one-item set naming the bad input; returns ``metrics.json``."""
     from vtgcore.data.dataset import FrameConfig
     from vtgcore.eval import runner as R
     from vtgcore.eval.generate import GenerationConfig
     from vtgcore import build_model, load_recipe as load
 
-    model, processor = build_model(load(TINY))
+    model, processor = build_model(load(TINY, list(overrides)))
     gt = bad if bad.suffix == ".json" else charades(folder, [charades_item(image_id=bad.name)], "eval.json")
     enc = model.encoder
     frames = FrameConfig(8, "uniform", "pyav", enc.image_size, mean=enc.mean, std=enc.std)
@@ -436,6 +436,11 @@ CASES: list[Case] = [
          evaluate(annotation=True), "skip", evaluate_library, None,
          r"time 14400.0 s exceeds 9999.9 s",
          before="fixed: the whole vtg eval stopped on a TimeCodecError naming neither the video nor the item"),
+    Case("video_10_hours_past_the_time_table", "video", lambda f: V.write_sparse_video(f / "ten_hours.mp4"),
+         evaluate("time_codec=plain_digits", annotation=True), "skip",
+         lambda f, bad: evaluate_library(f, bad, ("time_codec=plain_digits",)), None,
+         r"frame time 14400.0 s is outside the absolute-time table",
+         before="fixed: the whole vtg eval stopped on a TimeRangeError naming neither the video nor the item"),
     Case("video_timestamps_go_back", "video", lambda f: V.write_non_monotonic_video(f / "back.mkv", "backwards"),
          data_check("auto"), "report", read(), VideoReadError, r"non-monotonic timestamps: a frame at 0.500 s follows",
          before="fixed: PyAV said 'corrupt stream?'; decord (the auto reader) paired frames with wrong times and "
@@ -514,6 +519,8 @@ CASES: list[Case] = [
          build_runner_of, RecipeError, r"type 'this' is not a registered mmengine or vtgcore component",
          before="fixed: mmengine imported the Python module 'this' (it printed the Zen of Python), then a "
                 "TypeError traceback"),
+    Case("recipe_without_training_data", "recipe", recipe(BASE), train(), "error", build_runner_of, RecipeError,
+         r"data.train.annotation is not set", before="fixed: the message did not name the recipe"),
     Case("recipe_epoch_based_loop", "recipe", recipe(BASE + "runner: {train_cfg: {by_epoch: true}}\n"), train(),
          "error", build_runner_of, RecipeError, r"runner.train_cfg.by_epoch: true is not supported",
          before="fixed: a RuntimeError traceback from mmengine (the bundled debug runtime's by_epoch: false too)"),
@@ -664,6 +671,20 @@ def test_debug_prints_a_traceback_from_the_vtg_process(tmp_path):
     assert plain.returncode == 1 and plain.stderr.count("\n") == 1 and "Traceback" not in plain.stderr
     assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr
     assert "vtgcore.errors.RecipeError" in debug.stderr and "circular defaults" in debug.stderr
+
+
+def test_a_batch_the_model_refuses_is_split_so_that_only_the_culprit_fails(tmp_path):
+    """The 10-hour video passes the prompt (plain digits) but not the 8192-s time table: its batch
+    is generated again item by item, and only it fails."""
+    V.write_test_video(tmp_path / "a.mp4", num_frames=8)
+    V.write_test_video(tmp_path / "b.mp4", num_frames=12)
+    V.write_sparse_video(tmp_path / "ten_hours.mp4")
+    items = [charades_item(image_id=name, id=k) for k, name in enumerate(["a.mp4", "ten_hours.mp4", "b.mp4"])]
+    record = evaluate_library(tmp_path, charades(tmp_path, items), ("time_codec=plain_digits",))
+    assert [(e["id"], e["kind"]) for e in record["errors"]] == [("1", "model")]
+    assert re.search(r"gt.json: item 1 \(.*ten_hours.mp4\): frame time 14400.0 s is outside the absolute-time table", record["errors"][0]["error"])
+    rows = [json.loads(line) for line in (tmp_path / "lib" / "moment_retrieval" / "generations.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in rows if "error" not in r) == ["0", "2"] and record["metrics"]["count"] == 3
 
 
 def test_decord_reads_repeated_timestamps_and_the_doctor_accepts_them(tmp_path):

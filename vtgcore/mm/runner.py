@@ -88,7 +88,7 @@ def feature_cache(vtg: Any, recipe: DictConfig) -> Any:
                         image_size=enc.image_size, mean=enc.mean, std=enc.std, reader=recipe.data.reader)
 
 
-def train_loader(model: Any, recipe: DictConfig, video_root: Optional[str]) -> DataLoader:
+def train_loader(model: Any, recipe: DictConfig, video_root: Optional[str], where: str = "") -> DataLoader:
     """The training data loader of a recipe (``data.train``: annotation, batch_size, num_workers,
     skip_broken, crop, sources; or ``datasets: [{annotation, ratio, video_root?, sources?}]`` to mix
     several sets, see :mod:`vtgcore.mm.mixing`)."""
@@ -99,7 +99,7 @@ def train_loader(model: Any, recipe: DictConfig, video_root: Optional[str]) -> D
 
     data = recipe.data
     train = OmegaConf.to_container(data.train, resolve=True)
-    check_train_data(train)
+    check_train_data(train, f"{where}: data.train" if where else "data.train")
     enc = model.vtg.encoder
     common = dict(num_frames=data.num_frames, sampling=data.train_sampling, reader=data.reader,
                   image_size=enc.image_size, resize=train.get("resize", "squash"), crop=train.get("crop", False),
@@ -222,7 +222,7 @@ def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher
     Path(work_dir).mkdir(parents=True, exist_ok=True)
     runner = Runner(
         model=model, work_dir=work_dir, experiment_name=recipe.experiment_name,
-        train_dataloader=train_loader(model, recipe, video_root), train_cfg=train_cfg,
+        train_dataloader=train_loader(model, recipe, video_root, where), train_cfg=train_cfg,
         optim_wrapper=optim, param_scheduler=schedule, default_hooks=default_hooks, custom_hooks=custom_hooks,
         launcher=launcher, env_cfg=env_cfg, randomness={"seed": recipe.seed, "deterministic": False},
         default_scope="vtgcore", log_processor={"window_size": log_interval, "by_epoch": False},
