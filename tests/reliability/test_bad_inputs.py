@@ -29,7 +29,7 @@ import pytest
 import torch
 
 from vtgcore import cli
-from vtgcore.errors import AnnotationError, CheckpointError, RecipeError, VideoReadError, VTGError
+from vtgcore.errors import AnnotationError, CheckpointError, RecipeError, TimeCodecError, VideoReadError, VTGError
 from vtgcore.testing import videos as V
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -325,6 +325,22 @@ def evaluate(*overrides: str, annotation: bool = False) -> Callable[[Path, Path]
     return argv
 
 
+def _training_set(folder: Path, video: Path) -> Path:
+    """A VTG-IT file with one item on ``video``; returned as the bad file (it names the video)."""
+    path = folder / "train.json"
+    answer = "".join(f"<TIME_{d}>" for d in ("ZERO", "ZERO", "ZERO", "ONE", "DOT", "ZERO"))
+    path.write_text(json.dumps([{"video": video.name, "QA": [{"q": "When?", "a": answer}]}]))
+    return video
+
+
+def train_library(folder: Path, bad: Path) -> Any:
+    from vtgcore.config.loader import load_recipe as load
+    from vtgcore.mm.runner import build_runner
+
+    recipe = load(TINY, [f"data.train.annotation={folder / 'train.json'}", f"data.video_root={folder}"])
+    build_runner(recipe, work_dir=str(folder / "lib_work")).train()
+
+
 def read(reader: str = "pyav") -> Callable[[Path, Path], Any]:
     def call(folder: Path, bad: Path) -> Any:
         from vtgcore.data.video import read_clip
@@ -441,6 +457,10 @@ CASES: list[Case] = [
          lambda f, bad: evaluate_library(f, bad, ("time_codec=plain_digits",)), None,
          r"frame time 14400.0 s is outside the absolute-time table",
          before="fixed: the whole vtg eval stopped on a TimeRangeError naming neither the video nor the item"),
+    Case("video_10_hours_in_training", "video", lambda f: _training_set(f, V.write_sparse_video(f / "ten_hours.mp4")),
+         train("data.train.annotation={folder}/train.json", "data.video_root={folder}"), "error", train_library, TimeCodecError,
+         r"ten_hours.mp4: time 10800.0 s exceeds 9999.9 s",
+         before="fixed: training stopped with the codec's message, naming neither the video nor the item"),
     Case("video_timestamps_go_back", "video", lambda f: V.write_non_monotonic_video(f / "back.mkv", "backwards"),
          data_check("auto"), "report", read(), VideoReadError, r"non-monotonic timestamps: a frame at 0.500 s follows",
          before="fixed: PyAV said 'corrupt stream?'; decord (the auto reader) paired frames with wrong times and "
