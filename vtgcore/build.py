@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from vtgcore.catalog import Catalog, default_catalog
-from vtgcore.errors import VTGError
+from vtgcore.errors import CheckpointError
 from vtgcore.model import VideoLLM
 from vtgcore.processor import PromptConfig, VideoLLMProcessor
 
@@ -19,21 +19,24 @@ def load_component_checkpoint(module: nn.Module, path: str, kind: str) -> None:
     """Load a safetensors file into one component, strictly (never unpickles).
 
     Raises:
-        VTGError: the file is missing, not safetensors, or its keys or shapes do not match.
+        CheckpointError: the file is missing, not safetensors (a pickle is never opened), or its
+            keys or shapes do not match.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     if not Path(path).is_file():
-        raise VTGError(f"{kind} checkpoint {path}: file not found")
+        raise CheckpointError(f"{kind} checkpoint {path}: file not found")
     try:
         state = load_file(path)
     except (SafetensorError, OSError, ValueError) as exc:
-        raise VTGError(f"{kind} checkpoint {path}: not a safetensors file ({exc})") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{kind} checkpoint {path}: not a safetensors file ({first})") from None
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise VTGError(f"{kind} checkpoint {path}: {str(exc).splitlines()[0]} {str(exc)[:500]}") from None
+        detail = " ".join(str(exc).split())  # torch lists missing/unexpected keys and shapes on several lines
+        raise CheckpointError(f"{kind} checkpoint {path}: {detail[:500]}") from None
 
 
 def build_model(recipe: DictConfig, catalog: Optional[Catalog] = None, *, where: str = "",

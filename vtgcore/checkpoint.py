@@ -3,25 +3,70 @@
 A checkpoint folder holds ``model.safetensors`` (only the parameters that were trainable;
 everything else is rebuilt from the recipe),
 ``recipe.yaml`` (the resolved recipe), ``plugins.json`` (every plugin with its provider and
-version) and ``manifest.json``. Loading never unpickles anything.
+version) and ``manifest.json``. Loading them never unpickles anything; other code bases' ``.pth``
+files are read only through :func:`torch_load_weights` (``weights_only=True``: a pickle that would
+run code is refused before any of it runs). Every file is written atomically (temporary file,
+fsync, rename), so a crash during a save leaves the previous version in place.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from vtgcore.errors import VTGError
+from vtgcore.errors import CheckpointError
 from vtgcore.fileio import atomic_write_bytes, atomic_write_text
 
 WEIGHTS = "model.safetensors"
 RECIPE = "recipe.yaml"
 PLUGINS = "plugins.json"
 MANIFEST = "manifest.json"
+POINTER = "last"
+"""File in a run's ``checkpoints/`` folder naming its newest complete checkpoint folder."""
+
+
+def unpickling_refusal(error: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in a few words.
+
+    torch's message is several paragraphs; the useful part is the global the pickle asked for
+    (``posix.system``, ``__main__.Evil``): the object it would have run or built.
+    """
+    text = str(error)
+    match = re.search(r"GLOBAL\s+([\w.]+)", text)
+    if match:
+        return (f"refused: unpickling it would import {match.group(1)} (only tensors and plain containers "
+                "are loaded, torch.load weights_only=True)")
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(error).__name__)
+    return f"refused by the weights-only unpickler: {first}"
+
+
+def torch_load_weights(path: str | Path, what: str) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU with one-line errors.
+
+    Args:
+        path: a ``.pth`` / ``.bin`` file written by ``torch.save``.
+        what: what the file is, e.g. ``"VTG-LLM checkpoint"`` (starts every message).
+
+    Raises:
+        CheckpointError: the file is missing, would run code when unpickled (refused, nothing of it
+            runs), or is not a torch file.
+    """
+    import pickle
+
+    if not Path(path).is_file():
+        raise CheckpointError(f"{what} {path}: file not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(f"{what} {path}: {unpickling_refusal(exc)}") from None
+    except (RuntimeError, OSError, EOFError, ValueError, TypeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{what} {path}: unreadable ({first[:300]})") from None
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -68,14 +113,77 @@ def save_checkpoint(model: torch.nn.Module, directory: str | Path, recipe: Optio
     return directory
 
 
+def unreadable_file(folder: Path, files: Sequence[str] = (WEIGHTS,)) -> Optional[tuple[str, str]]:
+    """The first of ``files`` in ``folder`` that is missing or unreadable, with why; None when all
+    are there and readable (JSON files parse, safetensors files have a valid header)."""
+    from safetensors import safe_open
+
+    for name in files:
+        path = folder / name
+        try:
+            if not path.is_file():
+                return name, "missing"
+            if path.stat().st_size == 0:
+                return name, "empty"
+            if name.endswith(".json"):
+                json.loads(path.read_text(encoding="utf-8"))
+            elif name.endswith(".safetensors"):
+                with safe_open(str(path), framework="pt"):
+                    pass
+        except Exception as exc:  # noqa: BLE001 - any unreadable file makes the folder incomplete
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return name, f"unreadable: {first[:200]}"
+    return None
+
+
+def complete(folder: Path, files: Sequence[str] = (WEIGHTS,)) -> bool:
+    """Whether ``folder`` holds every one of ``files``, each readable (see :func:`unreadable_file`):
+    a torn or empty file makes the folder incomplete."""
+    return unreadable_file(folder, files) is None
+
+
+def latest_checkpoint(checkpoints: str | Path, files: Sequence[str] = (WEIGHTS,)) -> Optional[Path]:
+    """The newest complete checkpoint folder of a run's ``checkpoints`` folder.
+
+    The folder the ``last`` pointer names, when it is complete (see :func:`complete`); otherwise
+    (no pointer, a torn pointer, or a folder damaged after it was written) the ``iter_<n>`` folder
+    with the largest ``n`` among the complete ones. None when there is none.
+
+    Args:
+        checkpoints: the ``checkpoints`` folder.
+        files: the files a complete folder holds.
+    """
+    checkpoints = Path(checkpoints)
+    pointer = checkpoints / POINTER
+    try:
+        name = pointer.read_text(encoding="utf-8").strip() if pointer.is_file() else ""
+    except (OSError, UnicodeDecodeError):
+        name = ""
+    if name and "/" not in name and "\\" not in name and complete(checkpoints / name, files):
+        return checkpoints / name
+    numbered = []
+    for folder in checkpoints.glob("iter_*") if checkpoints.is_dir() else ():
+        suffix = folder.name.removeprefix("iter_")
+        if folder.is_dir() and suffix.isdigit():
+            numbered.append((int(suffix), folder))
+    for _, folder in sorted(numbered, reverse=True):
+        if complete(folder, files):
+            return folder
+    return None
+
+
 def resolve_checkpoint(path: str | Path) -> Path:
     """The checkpoint folder meant by ``path``: a checkpoint folder or weights file as is; a
-    ``checkpoints`` folder or a run folder (holding ``checkpoints/``) through its ``last`` pointer."""
+    ``checkpoints`` folder or a run folder (holding ``checkpoints/``) through
+    :func:`latest_checkpoint` (its ``last`` pointer, or the newest complete folder)."""
     path = Path(path)
     for folder in (path, path / "checkpoints"):
-        pointer = folder / "last"
-        if folder.is_dir() and not (folder / WEIGHTS).is_file() and pointer.is_file():
-            return folder / pointer.read_text().strip()
+        if folder.is_dir() and not (folder / WEIGHTS).is_file() and (
+                (folder / POINTER).is_file() or any(folder.glob("iter_*"))):
+            found = latest_checkpoint(folder)
+            if found is None:
+                raise CheckpointError(f"{folder}: no complete checkpoint (every iter_* folder lacks a readable {WEIGHTS})")
+            return found
     return path
 
 
@@ -92,7 +200,7 @@ def load_checkpoint(model: torch.nn.Module, directory: str | Path) -> dict[str, 
         The manifest.
 
     Raises:
-        VTGError: the folder or weights file is missing, not safetensors, or does not match.
+        CheckpointError: the folder or weights file is missing, not safetensors, or does not match.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -100,23 +208,29 @@ def load_checkpoint(model: torch.nn.Module, directory: str | Path) -> dict[str, 
     directory = resolve_checkpoint(directory)
     weights = directory / WEIGHTS if directory.is_dir() else directory
     if not weights.is_file():
-        raise VTGError(f"{weights}: checkpoint weights not found")
+        raise CheckpointError(f"{weights}: checkpoint weights not found")
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise VTGError(f"{weights}: not a safetensors file ({exc})") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{weights}: not a safetensors file ({first})") from None
     own = dict(model.named_parameters())
     own.update(dict(model.named_buffers()))
     unknown = sorted(set(state) - set(own))
     if unknown:
-        raise VTGError(f"{weights}: {len(unknown)} tensor(s) not in the model, e.g. {unknown[0]!r}; "
+        raise CheckpointError(f"{weights}: {len(unknown)} tensor(s) not in the model, e.g. {unknown[0]!r}; "
                        "was it saved from another recipe?")
     bad = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in state.items() if v.shape != own[k].shape]
     if bad:
         k, got, want = bad[0]
-        raise VTGError(f"{weights}: shape mismatch for {k!r}: file {got}, model {want} ({len(bad)} mismatched)")
+        raise CheckpointError(f"{weights}: shape mismatch for {k!r}: file {got}, model {want} ({len(bad)} mismatched)")
     with torch.no_grad():
         for key, value in state.items():
             own[key].copy_(value.to(own[key].dtype))
     manifest_path = directory / MANIFEST if directory.is_dir() else weights.parent / MANIFEST
-    return json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    if not manifest_path.is_file():
+        return {}
+    try:
+        return json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{manifest_path}: unreadable checkpoint manifest ({exc})") from None

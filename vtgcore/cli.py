@@ -1,7 +1,8 @@
 """The ``vtg`` command line.
 
 Errors a user can cause are printed as one line (``vtg: error: ...``) with exit status 1; the
-Python traceback is shown only with ``--debug``.
+Python traceback is shown only with ``--debug``. An operating-system error about a named file (not
+found, permission denied, disk full) is printed the same way.
 """
 
 from __future__ import annotations
@@ -87,6 +88,13 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _close_bars() -> None:
+    """Close the progress bars still open, so that an error's line stands alone."""
+    from vtgcore.progress import close_bars
+
+    close_bars()
+
+
 def _progress(desc: str, unit: str = "video"):
     """A tqdm progress callback ``(done, total, **counts)`` on stderr, silent with ``--quiet``
     (see :func:`vtgcore.progress.bar`)."""
@@ -161,7 +169,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     recipe = load_recipe(args.recipe, args.overrides)
     runner = build_runner(recipe, work_dir=args.work_dir, launcher=args.launcher,
-                          resume=args.resume or False, load_from=args.load_from, video_root=args.video_root)
+                          resume=args.resume or False, load_from=args.load_from, video_root=args.video_root,
+                          where=args.recipe)
     runner.train()
     print(runner.work_dir)
     return 0
@@ -237,6 +246,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     unknown = [t for t in tasks if t not in sets]
     if unknown:
         raise VTGError(f"{args.recipe}: no data.{args.split} entry for task(s) {unknown}; it has {sorted(sets)}")
+    from vtgcore.data.formats import load_eval
+
+    for task in tasks:  # a malformed annotation file fails before the model is built
+        load_eval(sets[task]["annotation"], sets[task].get("format"))
     model, processor = build_model(recipe, where=args.recipe)
     if args.checkpoint:
         load_checkpoint(model, args.checkpoint)
@@ -260,12 +273,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
         log.info(f"vtg: eval: {task}: {metrics.get('parse_total', '?')} items scored in "
                  f"{time.perf_counter() - start:.1f} s, {metrics.get('parse_failures', '?')} parse failures, "
                  f"{metrics.get('video_errors', 0)} unreadable videos")
+        _warn_item_errors(Path(out_dir) / TASK_NAMES[task] / "metrics.json")
     atomic_write_text(Path(out_dir) / "metrics.json", json.dumps(results, indent=2))
     table = markdown_table(results)
     atomic_write_text(Path(out_dir) / "metrics.md", table + "\n")
     log.result(table)
     log.result(out_dir)
     return 0
+
+
+def _warn_item_errors(record_path: Path, show: int = 10) -> None:
+    """Warn on stderr about the items of an evaluation that could not be evaluated (first ``show``)."""
+    errors = json.loads(record_path.read_text(encoding="utf-8")).get("errors", [])
+    if not errors:
+        return
+    task = record_path.parent.name
+    print(f"vtg: warning: {task}: {len(errors)} item(s) could not be evaluated and count as misses "
+          f"(listed under 'errors' in {record_path}; the next run tries them again):", file=sys.stderr)
+    for error in errors[:show]:
+        print(f"vtg: warning:   {error['id']}: {error['error']}", file=sys.stderr)
+    if len(errors) > show:
+        print(f"vtg: warning:   ... and {len(errors) - show} more", file=sys.stderr)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -583,6 +611,11 @@ def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]) -
     return args
 
 
+def _one_line(message: str) -> str:
+    """``message`` on one line (an error message must never spread over several)."""
+    return " ".join(message.split()) or "unknown error"
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``vtg``."""
     from vtgcore.progress import set_quiet
@@ -597,11 +630,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             warnings.showwarning = _show_warning
             return args.func(args)
     except VTGError as exc:
+        _close_bars()
         if args.debug:
             raise
-        print(f"vtg: error: {exc}", file=sys.stderr)
+        print(f"vtg: error: {_one_line(str(exc))}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        # a path the user gave or a folder the run writes to: missing, not permitted, disk full ...
+        _close_bars()
+        if args.debug or not exc.filename:
+            raise
+        print(f"vtg: error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        _close_bars()
         print("vtg: interrupted", file=sys.stderr)
         return 130
 

@@ -59,3 +59,9 @@ class AnnotationError(DataError):
 class CheckpointError(VTGError):
     """A weight file is missing, refused (it would run code), unreadable, or its keys or shapes do
     not match the module. Messages name the file and the offending keys."""
+
+
+class OutputError(VTGError, OSError):
+    """A result, cache or checkpoint file cannot be written (disk full, permission denied, read-only
+    file system). Messages name the path; the file's previous version, if any, is left as it was.
+    It is also an :class:`OSError`, so code that handles I/O errors keeps working."""

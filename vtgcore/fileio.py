@@ -2,30 +2,67 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
 
-from vtgcore.errors import VTGError
+from vtgcore.errors import OutputError, VTGError
+
+
+def write_failure(path: str | os.PathLike, error: OSError) -> OutputError:
+    """An :class:`OutputError` with one line naming ``path`` and why it cannot be written.
+
+    Args:
+        path: the file being written.
+        error: the operating system's error (disk full, permission denied, ...).
+    """
+    reason = error.strerror or str(error) or type(error).__name__
+    where = getattr(error, "filename", None)
+    if where and os.fspath(where) != os.fspath(path) and not Path(os.fspath(where)).name.startswith("."):
+        reason += f" ({os.fspath(where)})"
+    return OutputError(f"{os.fspath(path)}: cannot write: {reason}")
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (best effort: some file systems cannot sync folders)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder, fsync, then rename.
 
-    A crash leaves either the old file or the new one, never a torn file.
+    A crash leaves either the old file or the new one, never a torn file; the temporary file is
+    removed when the write fails.
+
+    Raises:
+        OutputError: the folder cannot be created or the file cannot be written (disk full,
+            permission denied, read-only file system); the message names ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise write_failure(path, err) from err
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and not isinstance(err, OutputError):
+            raise write_failure(path, err) from err
         raise
+    _fsync_folder(path.parent)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -51,6 +51,16 @@ def rate_text(done: int, total: int, seconds: float, unit: str = "it") -> str:
     return f"{rate:.3g} {unit}/s, {eta} left"
 
 
+_OPEN: list[Any] = []
+"""tqdm bars still open (closed by :func:`close_bars`)."""
+
+
+def close_bars() -> None:
+    """Close every bar still open, so that a message printed next (an error) stands on its own line."""
+    while _OPEN:
+        _OPEN.pop().close()
+
+
 def bar(desc: str, unit: str = "video", file: Optional[TextIO] = None) -> Progress:
     """A tqdm progress callback ``progress(done, total, **counts)`` on stderr.
 
@@ -79,6 +89,7 @@ def bar(desc: str, unit: str = "video", file: Optional[TextIO] = None) -> Progre
             state["bar"] = tqdm(total=total, desc=desc, unit=unit, file=stream, leave=not tty,
                                 mininterval=0.1 if tty else 10.0, dynamic_ncols=tty)
             state["bar"].start_t = state["wall"]  # tqdm's clock (time.time) from the start of the work
+            _OPEN.append(state["bar"])
         progress = state["bar"]
         if counts:
             elapsed = max(time.perf_counter() - state["start"], 1e-9)
@@ -87,6 +98,8 @@ def bar(desc: str, unit: str = "video", file: Optional[TextIO] = None) -> Progre
         progress.update(done - progress.n)
         if done >= total:
             progress.close()
+            if progress in _OPEN:
+                _OPEN.remove(progress)
 
     return update
 

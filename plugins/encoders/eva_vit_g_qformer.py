@@ -41,7 +41,6 @@ feed-forward, and the InstructBLIP file must provide them. Two behaviours to kno
 from __future__ import annotations
 
 import logging
-import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +49,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 from torch import nn
 
+from vtgcore.checkpoint import torch_load_weights
 from vtgcore.errors import CheckpointError, ConfigValidationError, ShapeError
 from vtgcore.interfaces import FrameEncoder
 from vtgcore.plugins import hookimpl
@@ -160,17 +160,7 @@ def read_weight_file(path: str, what: str) -> dict[str, torch.Tensor]:
         CheckpointError: the file is missing, would run code when unpickled, is unreadable, or
             holds something other than a mapping of names to tensors.
     """
-    if not Path(path).is_file():
-        raise CheckpointError(f"{what} {path}: file not found")
-    try:
-        obj: Any = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(
-            f"{what} {path}: refused, the file holds objects other than tensors and plain "
-            f"containers (torch.load weights_only=True): {first}") from None
-    except (RuntimeError, OSError, EOFError, ValueError) as exc:
-        raise CheckpointError(f"{what} {path}: unreadable ({str(exc).strip().splitlines()[0]})") from None
+    obj: Any = torch_load_weights(path, what)
     for wrapper in ("model", "state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
             obj = obj[wrapper]
@@ -278,7 +268,8 @@ def load_text_tokenizer(path: str) -> Any:
             raise ConfigValidationError(f"eva_vit_g_qformer: text_tokenizer {path}: no such folder "
                                         "(a local bert-base-uncased tokenizer folder; nothing is downloaded)")
         try:
-            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            # never the folder's own Python code (auto_map): transformers would ask on the terminal
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
         except (OSError, ValueError) as exc:
             raise ConfigValidationError(f"eva_vit_g_qformer: text_tokenizer {path}: cannot load a tokenizer "
                                         f"({str(exc).strip().splitlines()[0] if str(exc).strip() else exc})") from None

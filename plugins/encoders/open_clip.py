@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import pickle
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,6 +125,10 @@ def build_open_clip_visual(model_name: str, pretrained: Optional[str] = None,
                 raise ConfigValidationError(
                     f"open_clip: unknown architecture {model_name!r}; see open_clip.list_models()")
             model = open_clip.create_model(model_name, pretrained=pretrained, **common)
+    except pickle.UnpicklingError as exc:  # weights_only=True refused a pickle that would run code
+        from vtgcore.checkpoint import unpickling_refusal
+
+        raise CheckpointError(f"open_clip {model_name}: pretrained {pretrained}: {unpickling_refusal(exc)}") from None
     except (RuntimeError, FileNotFoundError, ValueError, KeyError) as exc:
         if isinstance(exc, VTGError):
             raise

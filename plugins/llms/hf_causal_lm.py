@@ -3,16 +3,23 @@
 Real weights: ``path: /models/llama-2-7b-chat-hf`` (read with ``local_files_only``; nothing is
 downloaded). Tests and CPU runs: ``model_config: {model_type: llama, hidden_size: 32, ...}`` with
 ``tokenizer: tiny``, a tokenizer built in memory.
+
+A model folder's own Python code (``auto_map`` in its config) never runs unless the recipe sets
+``trust_remote_code: true``; the setting is then announced as a warning and in the training log.
+Pickled ``.bin`` weights are read by transformers with ``weights_only`` loading; a file that would
+run code is refused with :class:`~vtgcore.errors.CheckpointError`.
 """
 
 from __future__ import annotations
 
+import pickle
+import warnings
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 
-from vtgcore.errors import VTGError
+from vtgcore.errors import CheckpointError, VTGError
 from vtgcore.interfaces import LanguageModel
 from vtgcore.plugins import hookimpl
 
@@ -31,6 +38,8 @@ class HFCausalLMConfig:
         dtype: weight dtype: float32, bfloat16 or float16.
         mean_resizing: initialise new vocabulary rows from the old rows' distribution.
         gradient_checkpointing: trade compute for memory in training.
+        trust_remote_code: run the Python files of the model folder (its ``auto_map``). Off unless
+            the recipe sets it; when on, a warning names the folder.
     """
 
     path: Optional[str] = None
@@ -40,6 +49,25 @@ class HFCausalLMConfig:
     dtype: str = "float32"
     mean_resizing: bool = True
     gradient_checkpointing: bool = False
+    trust_remote_code: bool = False
+
+
+def _load(what: str, source: str, load: Callable[[], Any]) -> Any:
+    """Call a transformers loader, turning its failures into one-line :class:`CheckpointError`."""
+    try:
+        return load()
+    except pickle.UnpicklingError as exc:
+        from vtgcore.checkpoint import unpickling_refusal
+
+        raise CheckpointError(f"hf_causal_lm {what} {source}: {unpickling_refusal(exc)}") from None
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
+        text = str(exc)
+        if "trust_remote_code" in text:
+            raise CheckpointError(
+                f"hf_causal_lm {what} {source}: the folder holds its own Python code (auto_map), which is not run "
+                "unless the recipe sets model.llm.params.trust_remote_code: true") from None
+        first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+        raise CheckpointError(f"hf_causal_lm {what} {source}: cannot be loaded ({first[:300]})") from None
 
 
 class HFCausalLM(LanguageModel):
@@ -47,7 +75,8 @@ class HFCausalLM(LanguageModel):
 
     def __init__(self, path: Optional[str] = None, model_config: Optional[dict[str, Any]] = None,
                  tokenizer: str = "auto", tokenizer_path: Optional[str] = None, dtype: str = "float32",
-                 mean_resizing: bool = True, gradient_checkpointing: bool = False) -> None:
+                 mean_resizing: bool = True, gradient_checkpointing: bool = False,
+                 trust_remote_code: bool = False) -> None:
         super().__init__()
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -57,6 +86,10 @@ class HFCausalLM(LanguageModel):
             raise VTGError(f"hf_causal_lm: tokenizer must be 'auto' or 'tiny', got {tokenizer!r}")
         if path is None and not model_config:
             raise VTGError("hf_causal_lm: set either 'path' (a local model folder) or 'model_config'")
+        self.trust_remote_code = bool(trust_remote_code)
+        if self.trust_remote_code:
+            warnings.warn(f"hf_causal_lm: trust_remote_code is on (set by the recipe): Python files of "
+                          f"{tokenizer_path or path or 'the model folder'} may run", stacklevel=2)
         if tokenizer == "tiny":
             from vtgcore.testing.tiny import build_tiny_tokenizer
 
@@ -65,12 +98,14 @@ class HFCausalLM(LanguageModel):
             source = tokenizer_path or path
             if source is None:
                 raise VTGError("hf_causal_lm: tokenizer 'auto' needs 'path' or 'tokenizer_path'")
-            self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
+            self.tokenizer = _load("tokenizer", source, lambda: AutoTokenizer.from_pretrained(
+                source, local_files_only=True, trust_remote_code=self.trust_remote_code))
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.unk_token or self.tokenizer.eos_token
         self.compute_dtype = _DTYPES[dtype]
         if path is not None:
-            self.model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=_DTYPES[dtype])
+            self.model = _load("model", path, lambda: AutoModelForCausalLM.from_pretrained(
+                path, local_files_only=True, dtype=_DTYPES[dtype], trust_remote_code=self.trust_remote_code))
         else:
             cfg = dict(model_config)
             model_type = cfg.pop("model_type", "llama")

@@ -23,6 +23,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from vtgcore.config.runner_section import check_recipe_objects
 from vtgcore.config.schema import CHAT_TEMPLATES, READERS, SAMPLINGS, TRAINABLE, Recipe
 from vtgcore.config.train_data import check_train_data
 from vtgcore.errors import RecipeError, VTGError
@@ -102,6 +103,8 @@ def _compose(path: Path, root: Path, chain: tuple[Path, ...]) -> DictConfig:
         elif isinstance(entry, str):
             base = root / f"{entry.lstrip('/')}" if entry.startswith("/") else path.parent / entry
             base = base if base.suffix == ".yaml" else base.with_suffix(".yaml")
+            if not base.is_file():
+                raise RecipeError(f"{path}: defaults entry {entry!r}: {base}: recipe file not found")
             result = _merge(result, _compose(base, root, (*chain, path)), base)
         elif isinstance(entry, DictConfig) and len(entry) == 1:
             key, option = next(iter(entry.items()))
@@ -248,6 +251,9 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = (), *, catalog: Any
 
     Raises:
         RecipeError: for any problem; the message names the file, the key and the allowed values.
+            A recipe never names Python code: ``_target_``-style keys, ``runner`` keys ``vtg
+            train`` does not use and ``runner`` types spelled as import paths are errors (see
+            :mod:`vtgcore.config.runner_section`).
     """
     path = Path(path)
     root = find_root(path.resolve())
@@ -258,6 +264,7 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = (), *, catalog: Any
         resolved = OmegaConf.to_container(recipe, resolve=True)
     except OmegaConfBaseException as exc:
         raise RecipeError(f"{path}: cannot resolve an interpolation: {str(exc).splitlines()[0]}") from None
+    check_recipe_objects(resolved, str(path))
     if resolved["data"]["train"].get("datasets") is not None:
         check_train_data(resolved["data"]["train"], f"{path}: data.train")
     if validate_plugins:

@@ -169,21 +169,57 @@ class VideoCollator:
     The batch: ``frames`` (B, T, 3, H, W) zero-padded to the longest clip (or cached features
     (B, T, L, Dv)), ``frame_mask`` (B, T)
     bool, ``timestamps`` (B, T) (padding repeats the last time), ``duration`` (B,), ``turns``,
-    ``videos``, ``indices``, ``items``, ``skipped`` (error records of broken videos left out) and,
+    ``videos``, ``indices``, ``items``, ``skipped`` (error records ``{index, video, error, kind}`` of
+    samples left out: ``kind`` ``"video"`` for a broken video, ``"prompt"`` with ``skip_errors``, whose
+    record also holds the bare ``problem``) and,
     with a processor, ``input_ids``, ``attention_mask``, ``labels`` (B, S).
 
     Args:
         processor: a :class:`~vtgcore.processor.VideoLLMProcessor`, or None.
         add_generation_prompt: build generation prompts (left-padded, no answers).
+        skip_errors: a sample whose prompt cannot be built (a time the codec cannot write, a query
+            longer than ``max_length``) is left out and listed in ``skipped`` with ``kind``
+            ``"prompt"``, instead of failing the whole batch.
     """
 
-    def __init__(self, processor: Any = None, add_generation_prompt: bool = False) -> None:
+    def __init__(self, processor: Any = None, add_generation_prompt: bool = False, skip_errors: bool = False) -> None:
         self.processor = processor
         self.add_generation_prompt = add_generation_prompt
+        self.skip_errors = skip_errors
+
+    def _prompt_errors(self, good: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Error records of the samples whose prompt the processor cannot build."""
+        from vtgcore.errors import VTGError
+
+        t = max(s["frames"].shape[0] for s in good)
+        records = []
+        for s in good:
+            try:
+                self.processor.encode_conversation(s["turns"], s["timestamps"].tolist(), self.add_generation_prompt,
+                                                   num_frames=t)
+            except VTGError as exc:
+                records.append({"index": s["index"], "video": s["video"], "error": f"{s['video']}: {exc}",
+                                "kind": "prompt", "problem": str(exc)})
+        return records
 
     def __call__(self, samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        skipped = [{k: s[k] for k in ("index", "video", "error")} for s in samples if "error" in s]
+        skipped = [{"kind": "video", **{k: s[k] for k in ("index", "video", "error")}} for s in samples if "error" in s]
         good = [s for s in samples if "error" not in s]
+        if not (self.skip_errors and self.processor is not None and good):
+            return self._build(good, skipped)
+        from vtgcore.errors import VTGError
+
+        try:
+            return self._build(good, skipped)
+        except VTGError:
+            bad = self._prompt_errors(good)
+            if not bad:
+                raise
+        dropped = {r["index"] for r in bad}
+        return self._build([s for s in good if s["index"] not in dropped], skipped + bad)
+
+    def _build(self, good: list[dict[str, Any]], skipped: list[dict[str, Any]]) -> dict[str, Any]:
+        """The batch of the samples ``good``; ``skipped`` lists the ones left out."""
         batch: dict[str, Any] = {"skipped": skipped, "turns": [s["turns"] for s in good],
                                  "videos": [s["video"] for s in good], "indices": [s["index"] for s in good],
                                  "items": [s["item"] for s in good]}

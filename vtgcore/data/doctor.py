@@ -1,7 +1,7 @@
 """The data doctor: checks an annotation file and its videos without training.
 
 It reports the number of items, missing videos, unreadable or corrupt videos (each video is probed
-and its first and last frames decoded), annotation times outside the video's duration, malformed
+and its first and last frames decoded; timestamps that go back are found from the packets), annotation times outside the video's duration, malformed
 items (with their index and field) and duplicate ids. Videos are checked in parallel threads (the
 decoders release the GIL) with a progress callback.
 """
@@ -113,10 +113,23 @@ def _check_video(path: Path, reader: str) -> tuple[Optional[float], Optional[Pro
         if info.num_frames <= 0:
             raise VideoReadError(f"{path}: video stream has no frames")
         chosen.read(path, sorted({0, info.num_frames - 1}), (32, 32))
+        _check_monotonic(path, repeats_ok=chosen.name != "pyav")
     except VideoReadError as exc:
         msg = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
         return None, Problem("unreadable_video", msg, video=str(path))
     return info.duration, None
+
+
+def _check_monotonic(path: Path, repeats_ok: bool) -> None:
+    """Raise when the video's timestamps go back in a stream without B-frames (decord would pair
+    frames with the wrong times, PyAV cannot place them) or, unless ``repeats_ok`` (decord reads
+    those), when two frames share a time. Only packets are read (the PyAV frame index, cached)."""
+    from vtgcore.data.video import PyAVReader, _frame_index
+
+    index = _frame_index(path)
+    why = PyAVReader._why_missed(index)
+    if index.backwards is not None or (not repeats_ok and why.startswith("non-monotonic")):
+        raise VideoReadError(f"{path}: {why}")
 
 
 def check(annotation: str | Path, *, fmt: Optional[str] = None, video_root: Optional[str | Path] = None,

@@ -408,6 +408,9 @@ class _FrameIndex:
         start: Stream start time in time-base units (subtracted for timestamps).
         time_base: Seconds per pts unit.
         declared: Frame count the container declares (0 when unknown).
+        backwards: The first pts (decode order) that is smaller than one before it, with that
+            larger pts, when the codec does not reorder frames (no B-frames): such a stream's
+            timestamps are not monotonic. None otherwise.
     """
 
     pts: np.ndarray
@@ -416,6 +419,7 @@ class _FrameIndex:
     start: int
     time_base: Fraction
     declared: int
+    backwards: tuple[int, int] | None = None
 
     def seconds(self, positions: np.ndarray) -> np.ndarray:
         """Timestamps (float64 seconds) of frames at ``positions``."""
@@ -458,6 +462,14 @@ def _demux_index(path: str, container: Any, stream: Any) -> _FrameIndex:
     order = np.argsort(np.asarray(pts, dtype=np.int64), kind="stable")
     origin = min(earliest, default=0) - 1
     start = stream.start_time if stream.start_time is not None else 0
+    backwards = None
+    if not getattr(stream.codec_context, "has_b_frames", 0):
+        decode_order = np.asarray(pts, dtype=np.int64)
+        running = np.maximum.accumulate(decode_order) if decode_order.size else decode_order
+        drops = np.flatnonzero(decode_order < running)
+        if drops.size:
+            k = int(drops[0])
+            backwards = (int(running[k]), int(decode_order[k]))
     return _FrameIndex(
         np.asarray(pts, dtype=np.int64)[order],
         np.flatnonzero(np.asarray(keys, dtype=bool)[order]),
@@ -465,6 +477,7 @@ def _demux_index(path: str, container: Any, stream: Any) -> _FrameIndex:
         int(start),
         stream.time_base,
         int(stream.frames or 0),
+        backwards,
     )
 
 
@@ -571,7 +584,7 @@ class PyAVReader(VideoReader):
             while cursor < len(wanted):
                 candidates = self._seek_candidates(index, wanted[cursor])
                 if retries >= len(candidates):
-                    raise _fail(path, f"frame {wanted[cursor]} could not be decoded (corrupt stream?)")
+                    raise _fail(path, f"frame {wanted[cursor]} could not be decoded ({self._why_missed(index)})")
                 self._seek(container, stream, index, candidates[retries])
                 moved, stalled = self._decode_forward(container, stream, index, wanted, cursor, size, out)
                 retries = (retries + 1 if moved == cursor else 1) if stalled else 0
@@ -582,6 +595,20 @@ class PyAVReader(VideoReader):
             )
             raise _fail(path, f"decoding failed {where}: {_ffmpeg_message(error)}") from error
         return out
+
+    @staticmethod
+    def _why_missed(index: _FrameIndex) -> str:
+        """Why a frame could not be reached: timestamps that go back or repeat, else a corrupt stream."""
+        if index.backwards is not None:
+            before, after = ((t - index.start) * float(index.time_base) for t in index.backwards)
+            return (f"non-monotonic timestamps: a frame at {after:.3f} s follows one at {before:.3f} s in a "
+                    "stream without B-frames, so frames cannot be placed in time")
+        repeated = np.flatnonzero(np.diff(index.pts) == 0)
+        if repeated.size:
+            k = int(repeated[0])
+            return (f"non-monotonic timestamps: frames {k} and {k + 1} share the time "
+                    f"{float(index.seconds(np.asarray([k]))[0]):.3f} s, so frames cannot be told apart")
+        return "corrupt stream?"
 
     @staticmethod
     def _seek_candidates(index: _FrameIndex, target: int) -> list[int]:

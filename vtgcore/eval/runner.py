@@ -1,9 +1,11 @@
 """The evaluation runner: generate over an evaluation set, parse, score, write everything.
 
 For each task a folder holds ``generations.jsonl`` (one line per finished item, appended and
-flushed as soon as its batch is done: an interrupted evaluation resumes from it), the parsed
+fsynced as soon as its batch is done: an interrupted evaluation resumes from it), the parsed
 predictions in the original VTG-LLM formats (``predictions.json``) and ``metrics.json``.
-Items whose video cannot be read are recorded with their error and scored as misses.
+An item that cannot be evaluated (its video cannot be read, its prompt cannot be built, the model
+refuses it) is recorded with its error, listed under ``errors`` in ``metrics.json`` and scored as a
+miss; the rest of the set is unaffected, and the next run tries that item again.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 
 from torch.utils.data import DataLoader
 
-from vtgcore.fileio import atomic_write_text
 from vtgcore.data.dataset import FrameConfig, VideoCollator, VideoConversationDataset
+from vtgcore.errors import DataError, VTGError
+from vtgcore.fileio import atomic_write_text, read_text, write_failure
 from vtgcore.eval.generate import GenerationConfig, generate_batch
 
 TASK_NAMES = {"mr": "moment_retrieval", "hd": "highlights", "dvc": "dense_captioning"}
@@ -39,11 +42,14 @@ class EvalSet:
 
 
 def read_cache(path: Path) -> dict[str, dict[str, Any]]:
-    """Finished items of an earlier (possibly interrupted) run; a torn last line is ignored."""
+    """Rows of an earlier (possibly interrupted) run by item id; a torn last line is ignored.
+
+    The last row of an id wins, so a retried item replaces its earlier error row.
+    """
     done: dict[str, dict[str, Any]] = {}
     if not path.is_file():
         return done
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in read_text(path, DataError, "generation cache").splitlines():
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
@@ -53,16 +59,63 @@ def read_cache(path: Path) -> dict[str, dict[str, Any]]:
     return done
 
 
-def _append(handle: Any, row: dict[str, Any]) -> None:
-    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    handle.flush()
-    os.fsync(handle.fileno())
+def _append(handle: Any, row: dict[str, Any], path: Path) -> None:
+    """Append one row and make it durable before the next item starts."""
+    try:
+        handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    except OSError as err:
+        raise write_failure(path, err) from err
+
+
+def _error_row(item: Any, video: str, fields: dict[str, str], source: str) -> dict[str, Any]:
+    """The cache row of an item that could not be evaluated.
+
+    A video error names the video; a prompt or model error (the item's query or times) names the
+    annotation file, the item and its video when ``source`` is known.
+    """
+    error = fields["error"]
+    if source and fields.get("problem") and fields["error_kind"] != "video":
+        index = getattr(item, "index", -1)
+        error = f"{source}: item {index if index >= 0 else repr(item.id)} ({video}): {fields['problem']}"
+    return {"id": item.id, "video": video, "text": "", "raw": "", "error": " ".join(error.split()),
+            "error_kind": fields["error_kind"]}
+
+
+def _generate_or_split(model: Any, batch: dict[str, Any], generation: GenerationConfig, dataset: Any,
+                       collate: Callable[[list[dict[str, Any]]], dict[str, Any]]) -> list[tuple[Any, str, dict[str, Any]]]:
+    """Generate for a batch; when it fails with a :class:`VTGError` (an item the model cannot take,
+    e.g. a time past its time table), generate item by item so only the culprits fail.
+
+    Returns:
+        ``(item, video, row fields)`` per item of the batch, in order.
+    """
+    try:
+        outputs = generate_batch(model, batch, generation)
+    except VTGError as exc:
+        if len(batch["items"]) == 1:
+            return [(batch["items"][0], batch["videos"][0],
+                     {"error": f"{batch['videos'][0]}: {exc}", "error_kind": "model", "problem": str(exc)})]
+        results = []
+        for index in batch["indices"]:
+            single = collate([dataset[index]])
+            if single["skipped"]:
+                record = single["skipped"][0]
+                results.append((dataset.items[index], record["video"],
+                                {"error": record["error"], "error_kind": record.get("kind", "video"),
+                                 "problem": record.get("problem", "")}))
+            else:
+                results += _generate_or_split(model, single, generation, dataset, collate)
+        return results
+    return [(item, video, {"duration": duration, **out}) for item, out, duration, video in
+            zip(batch["items"], outputs, batch["duration"].tolist(), batch["videos"])]
 
 
 def generate_rows(model: Any, processor: Any, items: Sequence[Any], *, frames: FrameConfig,
                   video_root: Optional[str | Path], batch_size: int, generation: GenerationConfig,
-                  num_workers: int = 0, skip_broken: bool = True,
-                  feature_cache: Any = None) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+                  num_workers: int = 0, skip_broken: bool = True, feature_cache: Any = None,
+                  source: str = "") -> Iterator[list[tuple[int, dict[str, Any]]]]:
     """Sample frames, prompt and generate for ``items`` (evaluation items), batch by batch.
 
     This is the one inference path: the evaluation runner and :mod:`vtgcore.pipeline` both use it.
@@ -79,58 +132,91 @@ def generate_rows(model: Any, processor: Any, items: Sequence[Any], *, frames: F
         batch_size: videos per generation batch.
         generation: decoding settings.
         num_workers: data loader worker processes.
-        skip_broken: a video that cannot be read gives a row with ``error`` instead of raising.
+        skip_broken: an item that cannot be evaluated (unreadable video, a prompt the codec cannot
+            write, an input the model refuses) gives a row with ``error`` and ``error_kind``
+            instead of raising; a failing batch is retried item by item so only the culprits fail.
         feature_cache: a :class:`~vtgcore.data.feature_cache.FeatureCache`, or None.
+        source: the annotation file, named in the errors of prompt and model failures.
 
     Yields:
-        Per batch, ``(index into items, row)`` pairs: rows of unreadable videos first (``{"id",
-        "video", "text": "", "raw": "", "error"}``), then ``{"id", "video", "duration", "text",
-        "raw"}`` in item order.
+        Per batch, ``(index into items, row)`` pairs: rows of items left out by the loader first
+        (``{"id", "video", "text": "", "raw": "", "error", "error_kind"}``), then the generated
+        ones (``{"id", "video", "duration", "text", "raw"}``, or an error row) in item order.
 
     Raises:
         VideoReadError: a video cannot be read and ``skip_broken`` is False.
+        VTGError: a prompt or the model fails and ``skip_broken`` is False.
     """
     dataset = VideoConversationDataset(items, frames, video_root=video_root, skip_broken=skip_broken,
                                        feature_cache=feature_cache)
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
-                        collate_fn=VideoCollator(processor, add_generation_prompt=True))
+    collate = VideoCollator(processor, add_generation_prompt=True, skip_errors=skip_broken)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate)
     model.eval()
     for batch in loader:
         rows: list[tuple[int, dict[str, Any]]] = []
         for record in batch["skipped"]:
-            item = items[record["index"]]
-            rows.append((record["index"], {"id": item.id, "video": record["video"], "text": "", "raw": "",
-                                           "error": record["error"]}))
+            index = record["index"]
+            rows.append((index, _error_row(items[index], record["video"],
+                                           {"error": record["error"], "problem": record.get("problem", ""),
+                                            "error_kind": record.get("kind", "video")}, source)))
         if batch["items"]:
-            outputs = generate_batch(model, batch, generation)
-            for index, item, out, duration, video in zip(batch["indices"], batch["items"], outputs,
-                                                         batch["duration"].tolist(), batch["videos"]):
-                rows.append((index, {"id": item.id, "video": video, "duration": duration, **out}))
+            if skip_broken:
+                results = _generate_or_split(model, batch, generation, dataset, collate)
+            else:
+                results = [(item, video, {"duration": duration, **out}) for item, out, duration, video in
+                           zip(batch["items"], generate_batch(model, batch, generation),
+                               batch["duration"].tolist(), batch["videos"])]
+            for index, (item, video, fields) in zip(batch["indices"], results):
+                rows.append((index, _error_row(item, video, fields, source) if "error" in fields
+                             else {"id": item.id, "video": video, **fields}))
         yield rows
 
 
 def generate_all(model: Any, processor: Any, items: Sequence[Any], cache: Path, *, frames: FrameConfig,
                  video_root: Optional[str | Path], batch_size: int, generation: GenerationConfig,
                  num_workers: int = 0, progress: Optional[Callable[[int, int], None]] = None,
-                 feature_cache: Any = None) -> dict[str, dict[str, Any]]:
-    """Generate an answer for every item not yet in ``cache``; return all rows by item id."""
+                 feature_cache: Any = None, source: str = "") -> dict[str, dict[str, Any]]:
+    """Generate an answer for every item not yet finished in ``cache``; return all rows by item id.
+
+    An item fails alone, never the run: a video that cannot be read, a prompt that cannot be built
+    (a time the codec cannot write, a query past ``max_length``) or an input the model refuses gives
+    a row with ``error`` (one line naming the file and the problem: the video, or for a prompt or
+    model error the annotation file ``source``, the item and its video) and ``error_kind``
+    (``video``, ``prompt`` or ``model``). Such rows are tried again by the next run, finished rows
+    are not.
+
+    Raises:
+        OutputError: ``cache`` cannot be written (disk full, permission denied).
+    """
     done = read_cache(cache)
-    todo = [item for item in items if item.id not in done]
+    todo = [item for item in items if item.id not in done or done[item.id].get("error")]
     total = len(items)
     if progress:
         progress(total - len(todo), total)
     if todo:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        with cache.open("a", encoding="utf-8") as handle:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            handle = cache.open("a", encoding="utf-8")
+        except OSError as err:
+            raise write_failure(cache, err) from err
+        finished = 0
+        with handle:
             for rows in generate_rows(model, processor, todo, frames=frames, video_root=video_root,
                                       batch_size=batch_size, generation=generation, num_workers=num_workers,
-                                      feature_cache=feature_cache):
+                                      feature_cache=feature_cache, source=source):
                 for _, row in rows:
                     done[row["id"]] = row
-                    _append(handle, row)
+                    _append(handle, row, cache)
+                    finished += 1
                 if progress:
-                    progress(total - len(todo) + sum(1 for i in todo if i.id in done), total)
+                    progress(total - len(todo) + finished, total)
     return {item.id: done[item.id] for item in items}
+
+
+def item_errors(rows: dict[str, dict[str, Any]], items: Sequence[Any]) -> list[dict[str, Any]]:
+    """The items that could not be evaluated: ``{id, video, kind, error}`` in item order."""
+    return [{"id": i.id, "video": rows[i.id].get("video", ""), "kind": rows[i.id].get("error_kind", "video"),
+             "error": rows[i.id]["error"]} for i in items if rows[i.id].get("error")]
 
 
 def _duration(item: Any, row: dict[str, Any]) -> Optional[float]:
@@ -170,7 +256,9 @@ def score(task: str, items: Sequence[Any], rows: dict[str, dict[str, Any]], *,
     else:
         raise ValueError(f"unknown task {task!r}; tasks: {', '.join(TASK_NAMES)}")
     metrics.update(stats.as_dict())
-    metrics["video_errors"] = sum(1 for i in items if rows[i.id].get("error"))
+    errors = item_errors(rows, items)
+    metrics["video_errors"] = sum(1 for e in errors if e["kind"] == "video")
+    metrics["item_errors"] = len(errors)
     return metrics, predictions
 
 
@@ -193,11 +281,13 @@ def evaluate_set(model: Any, processor: Any, eval_set: EvalSet, out_dir: str | P
     folder = Path(out_dir) / TASK_NAMES[eval_set.task]
     rows = generate_all(model, processor, items, folder / "generations.jsonl", frames=frames,
                         video_root=video_root, batch_size=batch_size, generation=generation,
-                        num_workers=num_workers, progress=progress, feature_cache=feature_cache)
+                        num_workers=num_workers, progress=progress, feature_cache=feature_cache,
+                        source=str(eval_set.annotation))
     metrics, predictions = score(eval_set.task, items, rows, legacy_parser=legacy_parser)
     atomic_write_text(folder / "predictions.json", json.dumps(predictions, indent=1, ensure_ascii=False))
     record = {"task": eval_set.task, "annotation": str(eval_set.annotation), "items": len(items),
-              "generation": generation.as_dict(), "legacy_parser": legacy_parser, "metrics": metrics}
+              "generation": generation.as_dict(), "legacy_parser": legacy_parser, "metrics": metrics,
+              "errors": item_errors(rows, items)}
     atomic_write_text(folder / "metrics.json", json.dumps(record, indent=2))
     return metrics
 

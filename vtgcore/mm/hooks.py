@@ -14,13 +14,17 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
-from vtgcore.checkpoint import load_checkpoint, save_checkpoint
-from vtgcore.fileio import atomic_write_text
+from vtgcore.checkpoint import (MANIFEST, POINTER, WEIGHTS, complete, latest_checkpoint, load_checkpoint,
+                                save_checkpoint, unreadable_file)
+from vtgcore.fileio import atomic_write_bytes, atomic_write_text
 from vtgcore.data.dataset import SkipLog
-from vtgcore.errors import VTGError
+from vtgcore.errors import CheckpointError
 from vtgcore.mm.registry import HOOKS
 
 PARTS = ("encoder", "time_embedding", "compressor", "projector", "llm")
+TRAINING_FILES = (WEIGHTS, MANIFEST, "optimizer.safetensors", "optimizer.json", "schedulers.json",
+                  "rng.safetensors", "rng.json", "loop.json")
+"""The files of a complete training checkpoint folder (``loop.json`` is written last)."""
 
 
 def _vtg(runner: Any) -> Any:
@@ -158,8 +162,11 @@ class VTGCheckpointHook(Hook):
 
     A folder holds the trainable weights, the resolved recipe and plugin versions
     (:func:`vtgcore.checkpoint.save_checkpoint`), the optimizer state, every scheduler's state, the
-    RNG states and the loop position. ``checkpoints/last`` names the newest complete folder and is
-    written last, so a crash during a save leaves the previous checkpoint in use.
+    RNG states and the loop position. Every file is written atomically; ``loop.json`` marks the folder
+    complete and is written after the others, and ``checkpoints/last`` names the newest complete
+    folder and is written last, so a crash during a save leaves the previous checkpoint in use.
+    Resuming takes the folder ``last`` names, or the newest complete folder when the pointer is
+    missing or its folder damaged.
 
     Args:
         interval: save every ``interval`` iterations (and at the end of training).
@@ -181,12 +188,13 @@ class VTGCheckpointHook(Hook):
 
     @classmethod
     def last(cls, work_dir: str | Path) -> Optional[Path]:
-        """The newest complete checkpoint of a work dir, or None."""
-        pointer = cls.folder(work_dir) / "last"
-        if not pointer.is_file():
-            return None
-        path = cls.folder(work_dir) / pointer.read_text().strip()
-        return path if (path / "loop.json").is_file() else None
+        """The newest complete checkpoint of a work dir, or None.
+
+        The folder ``checkpoints/last`` names when all its files are there and readable; else (the
+        pointer is missing or torn, or its folder was damaged) the newest complete ``iter_<n>``
+        folder (see :func:`vtgcore.checkpoint.latest_checkpoint`).
+        """
+        return latest_checkpoint(cls.folder(work_dir), TRAINING_FILES)
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
         from mmengine.dist import is_main_process
@@ -201,9 +209,10 @@ class VTGCheckpointHook(Hook):
         model = _vtg(runner)
         step = runner.iter + 1
         path = self.folder(runner.work_dir) / f"iter_{step}"
+        # loop.json marks a folder complete and is written last: a folder saved over (a run restarted
+        # without --resume in an old work dir) stays incomplete until every file is new
+        (path / "loop.json").unlink(missing_ok=True)
         save_checkpoint(model.vtg, path, recipe=getattr(model, "recipe", None), extra={"iter": step, "epoch": runner.epoch})
-        from vtgcore.fileio import atomic_write_bytes
-
         tensors, meta = _flatten_optimizer(runner.optim_wrapper.state_dict())
         atomic_write_bytes(path / "optimizer.safetensors", save(tensors))
         atomic_write_text(path / "optimizer.json", json.dumps(meta))
@@ -213,39 +222,81 @@ class VTGCheckpointHook(Hook):
         atomic_write_bytes(path / "rng.safetensors", save(rng_tensors))
         atomic_write_text(path / "rng.json", json.dumps(rng_meta))
         atomic_write_text(path / "loop.json", json.dumps({"iter": step, "epoch": runner.epoch}))
-        atomic_write_text(self.folder(runner.work_dir) / "last", path.name + "\n")
+        atomic_write_text(self.folder(runner.work_dir) / POINTER, path.name + "\n")
         self._prune(runner.work_dir, keep=path)
         return path
 
     def _prune(self, work_dir: str | Path, keep: Path) -> None:
-        folders = sorted((p for p in self.folder(work_dir).glob("iter_*") if p.is_dir() and p != keep),
-                         key=lambda p: int(p.name.split("_")[1]))
+        # incomplete folders (left by a crash during a save) go first, then the oldest complete ones
+        folders = sorted((p for p in self.folder(work_dir).glob("iter_*")
+                          if p.is_dir() and p != keep and p.name[5:].isdigit()),
+                         key=lambda p: (complete(p, TRAINING_FILES), int(p.name[5:])))
         for old in folders[: max(0, len(folders) - (self.max_keep - 1))]:
             shutil.rmtree(old, ignore_errors=True)
 
     def before_train(self, runner: Any) -> None:
         if not self.resume:
             return
-        path = self.last(runner.work_dir) if self.resume in (True, "auto") else Path(self.resume)
+        if self.resume in (True, "auto"):
+            path = self.last(runner.work_dir)
+            pointer = self.folder(runner.work_dir) / POINTER
+            if path is not None and pointer.is_file() and pointer.read_text(errors="replace").strip() != path.name:
+                print_log(f"resume: {pointer} does not name a complete checkpoint; using {path.name}, the newest "
+                          "complete one", logger="current", level=30)
+        else:
+            path = Path(self.resume)
         if path is None:
             print_log("resume: no complete checkpoint yet, starting from scratch", logger="current")
             return
         self.load(runner, path)
 
     def load(self, runner: Any, path: Path) -> None:
-        """Restore model, optimizer, schedulers, RNG and loop position from ``path``."""
+        """Restore model, optimizer, schedulers, RNG and loop position from ``path``.
+
+        Raises:
+            CheckpointError: ``path`` is not a complete training checkpoint, or one of its files
+                is unreadable or does not fit the model (the message names the file).
+        """
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        if not (path / "loop.json").is_file():
-            raise VTGError(f"{path}: not a complete training checkpoint (no loop.json)")
+        if not path.is_dir():
+            raise CheckpointError(f"{path}: checkpoint folder not found")
+        missing = [name for name in TRAINING_FILES if not (path / name).is_file()]
+        if missing:
+            raise CheckpointError(f"{path}: not a complete training checkpoint (no {', '.join(missing)})")
+        bad = unreadable_file(path, TRAINING_FILES)
+        if bad is not None:
+            raise CheckpointError(f"{path / bad[0]}: {bad[1]} (a torn or damaged training checkpoint; "
+                                  "resume from an earlier one)")
+
+        def read_json(name: str) -> Any:
+            try:
+                return json.loads((path / name).read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise CheckpointError(f"{path / name}: unreadable ({exc})") from None
+
+        def read_tensors(name: str) -> dict[str, torch.Tensor]:
+            try:
+                return load_file(str(path / name))
+            except (SafetensorError, OSError, ValueError) as exc:
+                raise CheckpointError(f"{path / name}: not a safetensors file ({exc})") from None
+
+        meta, loop = read_json("optimizer.json"), read_json("loop.json")
+        optimizer = read_tensors("optimizer.safetensors")
+        schedulers, rng_meta = read_json("schedulers.json"), read_json("rng.json")
+        rng = read_tensors("rng.safetensors")
         load_checkpoint(_vtg(runner).vtg, path)
-        meta = json.loads((path / "optimizer.json").read_text())
-        runner.optim_wrapper.load_state_dict(_unflatten_optimizer(load_file(str(path / "optimizer.safetensors")), meta))
-        for group, states in zip(scheduler_groups(runner), json.loads((path / "schedulers.json").read_text())):
-            for scheduler, state in zip(group, states):
-                scheduler.load_state_dict(state)
-        _set_rng_state(load_file(str(path / "rng.safetensors")), json.loads((path / "rng.json").read_text()))
-        loop = json.loads((path / "loop.json").read_text())
-        runner.train_loop._iter = loop["iter"]
-        runner.train_loop._epoch = loop["epoch"]
+        try:
+            runner.optim_wrapper.load_state_dict(_unflatten_optimizer(optimizer, meta))
+            for group, states in zip(scheduler_groups(runner), schedulers):
+                for scheduler, state in zip(group, states):
+                    scheduler.load_state_dict(state)
+            _set_rng_state(rng, rng_meta)
+            runner.train_loop._iter = loop["iter"]
+            runner.train_loop._epoch = loop["epoch"]
+        except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+            detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+            raise CheckpointError(f"{path}: the optimizer, scheduler or loop state does not fit this run ({detail}); "
+                                  "was it saved from another recipe?") from None
         print_log(f"resumed from {path} at iteration {loop['iter']}", logger="current")

@@ -35,10 +35,31 @@ class VideoDataPreprocessor(BaseDataPreprocessor):
         samples = {k: v for k, v in data.items() if k != "frames"}
         frames = data["frames"]
         if frames.numel() and self.processor is not None:
+            from vtgcore.errors import VTGError
+
             real = [ts[mask].tolist() for ts, mask in zip(data["timestamps"], data["frame_mask"])]
-            samples.update(self.processor(data["turns"], real, add_generation_prompt=not training,
-                                          num_frames=frames.shape[1]))
+            try:
+                samples.update(self.processor(data["turns"], real, add_generation_prompt=not training,
+                                              num_frames=frames.shape[1]))
+            except VTGError as exc:  # say which video: the same class, its message prefixed
+                message = f"{self._culprit(data, real, training, frames.shape[1])}: {exc}"
+                try:
+                    named = type(exc)(message)
+                except Exception:  # noqa: BLE001 - a class with another constructor
+                    named = VTGError(message)
+                raise named from exc
         return {"inputs": self.cast_data(frames), "data_samples": self.cast_data(samples)}
+
+    def _culprit(self, data: dict, real: list, training: bool, num_frames: int) -> str:
+        """The video of the first sample whose prompt cannot be built (for the error message)."""
+        from vtgcore.errors import VTGError
+
+        for turns, times, video in zip(data["turns"], real, data.get("videos", [])):
+            try:
+                self.processor.encode_conversation(turns, times, not training, num_frames=num_frames)
+            except VTGError:
+                return str(video)
+        return "a sample of this batch"
 
 
 @MODELS.register_module()

@@ -89,7 +89,7 @@ def feature_cache(vtg: Any, recipe: DictConfig) -> Any:
                         image_size=enc.image_size, mean=enc.mean, std=enc.std, reader=recipe.data.reader)
 
 
-def train_loader(model: Any, recipe: DictConfig, video_root: Optional[str]) -> DataLoader:
+def train_loader(model: Any, recipe: DictConfig, video_root: Optional[str], where: str = "") -> DataLoader:
     """The training data loader of a recipe (``data.train``: annotation, batch_size, num_workers,
     skip_broken, crop, sources; or ``datasets: [{annotation, ratio, video_root?, sources?}]`` to mix
     several sets, see :mod:`vtgcore.mm.mixing`)."""
@@ -100,7 +100,7 @@ def train_loader(model: Any, recipe: DictConfig, video_root: Optional[str]) -> D
 
     data = recipe.data
     train = OmegaConf.to_container(data.train, resolve=True)
-    check_train_data(train)
+    check_train_data(train, f"{where}: data.train" if where else "data.train")
     enc = model.vtg.encoder
     common = dict(num_frames=data.num_frames, sampling=data.train_sampling, reader=data.reader,
                   image_size=enc.image_size, resize=train.get("resize", "squash"), crop=train.get("crop", False),
@@ -205,7 +205,7 @@ def _runner_class() -> type:
 
 def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher: str = "none",
                  resume: bool | str = False, load_from: Optional[str] = None,
-                 video_root: Optional[str] = None) -> Any:
+                 video_root: Optional[str] = None, where: str = "") -> Any:
     """Build the mmengine ``Runner`` for ``vtg train``.
 
     Args:
@@ -215,20 +215,34 @@ def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher
         resume: resume from the last complete checkpoint of the work dir (or a given folder).
         load_from: a vtgcore checkpoint whose weights start the run (fine-tuning).
         video_root: overrides ``data.video_root``.
+        where: the recipe file, named in errors (default: the experiment name).
+
+    Raises:
+        RecipeError: the ``runner`` section names a key ``vtg train`` does not use or a ``type``
+            no registry holds (nothing is imported by name).
     """
     import vtgcore.mm  # noqa: F401  (registers everything)
 
     from vtgcore.checkpoint import load_checkpoint
     from vtgcore.mm.model import VTGModel
 
+    from vtgcore.config.runner_section import check_recipe_objects, check_registered_types
+
     work_dir = work_dir or recipe.work_dir
+    runner_cfg: dict[str, Any] = OmegaConf.to_container(recipe.runner, resolve=True)
+    where = where or recipe.experiment_name
+    check_recipe_objects({"runner": runner_cfg}, where)
+    check_registered_types(runner_cfg, where)  # before mmengine would import an unknown type by name
     if launcher == "pytorch" and not torch.cuda.is_available():
         _init_cpu_process_group()
-    runner_cfg: dict[str, Any] = OmegaConf.to_container(recipe.runner, resolve=True)
     batch_size = int(OmegaConf.to_container(recipe.data.train, resolve=True).get("batch_size", DEFAULT_BATCH_SIZE))
     derived = apply_global_batch(runner_cfg, batch_size, launcher)  # before the model: fail fast
     train_cfg = {"type": "IterBasedTrainLoop", "max_iters": 1000, "val_interval": 10**9}
     train_cfg.update(runner_cfg.pop("train_cfg", {}) or {})
+    by_epoch = train_cfg.pop("by_epoch", False)  # mmengine refuses both `type` and `by_epoch`
+    if by_epoch:
+        raise RecipeError(f"{where}: runner.train_cfg.by_epoch: true is not supported: vtg train runs an "
+                          "iteration-based loop (set runner.train_cfg.max_iters)")
     warmup = int(runner_cfg.pop("warmup_iters", 0))
     checkpoint_interval = int(runner_cfg.pop("checkpoint_interval", max(1, int(train_cfg["max_iters"]))))
     log_interval = int(runner_cfg.pop("log_interval", 10))
@@ -263,11 +277,16 @@ def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher
     Path(work_dir).mkdir(parents=True, exist_ok=True)
     runner = _runner_class()(
         model=model, work_dir=work_dir, experiment_name=recipe.experiment_name,
-        train_dataloader=train_loader(model, recipe, video_root), train_cfg=train_cfg,
+        train_dataloader=train_loader(model, recipe, video_root, where), train_cfg=train_cfg,
         optim_wrapper=optim, param_scheduler=schedule, default_hooks=default_hooks, custom_hooks=custom_hooks,
         launcher=launcher, env_cfg=env_cfg, randomness={"seed": recipe.seed, "deterministic": False},
         default_scope="vtgcore", log_processor={"window_size": log_interval, "by_epoch": False},
         cfg={"model_wrapper_cfg": wrapper} if wrapper else None, **runner_cfg)
     if derived:
         runner.logger.info("derived from the recipe: " + ", ".join(f"{k} {v}" for k, v in derived.items()))
+    for kind in ("encoder", "time_embedding", "time_codec", "compressor", "projector", "llm"):
+        params = OmegaConf.to_container(recipe.model[kind].params, resolve=True) or {}
+        if params.get("trust_remote_code"):
+            runner.logger.warning(f"model.{kind}.params.trust_remote_code is true (set by the recipe): the Python "
+                                  f"code of {params.get('path') or 'its model folder'} was allowed to run")
     return runner

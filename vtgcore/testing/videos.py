@@ -279,3 +279,87 @@ def _truncate(source: Path, target: Path, keep: float = 0.5) -> Path:
     target.write_bytes(data[: int(len(data) * keep)])
     source.unlink()
     return target
+
+
+def write_sparse_video(path: str | os.PathLike, *, hours: float = 10.0, num_frames: int = 11,
+                       size: tuple[int, int] = (32, 32)) -> Path:
+    """Write a genuinely long video cheaply: ``num_frames`` frames spread evenly over ``hours``.
+
+    The container and stream declare the whole length (10 hours by default) and frame ``i`` is at
+    ``i * hours * 3600 / (num_frames - 1)`` seconds; frame ``i`` encodes ``i`` as in
+    :func:`write_test_video`.
+
+    Args:
+        path: Output file (``.mp4``).
+        hours: Length of the video.
+        num_frames: Number of frames (at least 2).
+        size: ``(height, width)``, even numbers.
+
+    Returns:
+        The path written.
+    """
+    import av
+
+    if num_frames < 2:
+        raise ValueError(f"num_frames must be at least 2, got {num_frames}")
+    height, width = size
+    bit_map = _bit_map(height, width)
+    second = Fraction(1, 1)
+    out = Path(path)
+    with av.open(str(out), "w") as container:
+        stream = container.add_stream("mpeg4", rate=1)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.time_base = second
+        for index in range(num_frames):
+            frame = _make_frame(index, size, bit_map, None)
+            frame.pts, frame.time_base = round(index * hours * 3600 / (num_frames - 1)), second
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return out
+
+
+def write_non_monotonic_video(path: str | os.PathLike, kind: str = "backwards", *, num_frames: int = 10) -> Path:
+    """Write a video whose timestamps are broken the way some damaged or badly muxed files are.
+
+    Every frame is a keyframe (no B-frames), written at 8 fps, so its presentation time should rise
+    with each packet. ``kind`` ``backwards``: the fourth packet carries a time past the next six
+    (times go back after it); ``repeated``: the fourth and seventh packets repeat the time of the
+    packet before them. Use a ``.mkv`` or ``.mp4`` name.
+
+    Args:
+        path: Output file.
+        kind: ``backwards`` or ``repeated``.
+        num_frames: Number of frames (at least 8).
+
+    Returns:
+        The path written.
+    """
+    import av
+
+    if kind not in ("backwards", "repeated") or num_frames < 8:
+        raise ValueError(f"kind must be 'backwards' or 'repeated' and num_frames >= 8, got {kind!r}, {num_frames}")
+    stamps = list(range(num_frames))
+    if kind == "backwards":
+        stamps[3] = num_frames - 1
+        stamps[-1] = num_frames  # keep the times distinct
+    else:
+        stamps[3], stamps[6] = stamps[2], stamps[5]
+    tick = Fraction(1, 8)
+    size = (64, 64)
+    bit_map = _bit_map(*size)
+    out = Path(path)
+    with av.open(str(out), "w") as container:
+        stream = container.add_stream("mpeg4", rate=8)
+        stream.width, stream.height, stream.pix_fmt = size[1], size[0], "yuv420p"
+        stream.codec_context.time_base = tick
+        stream.codec_context.gop_size = 1
+        for index in range(num_frames):
+            frame = _make_frame(index, size, bit_map, None)
+            frame.pts, frame.time_base = index, tick
+            for packet in stream.encode(frame):
+                # decode order stays 0, 1, 2, ...; only the presentation time is damaged
+                packet.dts = packet.pts if kind == "backwards" else stamps[packet.pts]
+                packet.pts = stamps[packet.pts]
+                container.mux(packet)
+        container.mux(stream.encode(None))
+    return out
