@@ -112,19 +112,32 @@ class RunLog:
             the earlier lines.
         stream: where :meth:`info` echoes (default: ``sys.stderr``); :meth:`result` always prints
             to stdout.
+
+    Raises:
+        OutputError: the log (or its folder) cannot be written; one line naming the path.
     """
 
     def __init__(self, path: str | Path, stream: Optional[TextIO] = None) -> None:
+        from vtgcore.fileio import write_failure
+
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise write_failure(self.path, err) from err
         self._stream = stream
 
     def write(self, message: str) -> None:
         """Append ``message`` to the file only."""
+        from vtgcore.fileio import write_failure
+
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        with self.path.open("a", encoding="utf-8") as handle:
-            for line in str(message).splitlines() or [""]:
-                handle.write(f"{stamp} {line}\n")
+        try:
+            with self.path.open("a", encoding="utf-8") as handle:
+                for line in str(message).splitlines() or [""]:
+                    handle.write(f"{stamp} {line}\n")
+        except OSError as err:
+            raise write_failure(self.path, err) from err
 
     def info(self, message: str) -> None:
         """Append ``message`` and echo it unless quiet."""

@@ -91,8 +91,8 @@ def test_the_cli_reports_an_unwritable_output_folder_on_one_line(tmp_path, capsy
     rc = cli.main(["eval", str(TINY), f"data.val.mr.annotation={synth_dir / 'val' / 'charades.json'}",
                    "--video-root", str(synth_dir), "--out", str(target / "out"), "--max-new-tokens", "2"])
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("vtg: error")]
-    assert rc == 1 and err == [f"vtg: error: {target}/out/moment_retrieval/generations.jsonl: cannot write: "
-                               f"Not a directory ({target}/out/moment_retrieval)"]
+    # the first file vtg eval writes is its log, OUT/eval.log
+    assert rc == 1 and err == [f"vtg: error: {target}/out/eval.log: cannot write: Not a directory ({target}/out)"]
 
 
 # ------------------------------------------------------------------------------------------------
