@@ -143,14 +143,41 @@ class HFCausalLM(LanguageModel):
         return torch.autocast(device_type=device, dtype=self.compute_dtype)
 
     def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
-                labels: Optional[torch.Tensor] = None) -> Any:
+                labels: Optional[torch.Tensor] = None, return_logits: bool = True) -> Any:
         """Causal-LM forward; ``loss`` is the mean cross-entropy over labels != -100.
 
+        Args:
+            inputs_embeds: input embeddings.
+            attention_mask: 1 for real tokens.
+            labels: target ids, -100 where no loss is taken (None: no loss).
+            return_logits: False (with labels) computes the head and the loss only at the
+                positions that predict a label (those of any row of the batch): the same loss and
+                gradients without the (B, S, V) logits, which at a 32k vocabulary and 2048 tokens
+                are 262 MB per sample in fp32. ``logits`` then holds only those positions.
+
         Shape:
-            inputs_embeds: (B, S, D); attention_mask, labels: (B, S) -> logits (B, S, V)
+            inputs_embeds: (B, S, D); attention_mask, labels: (B, S) -> logits (B, S, V), or
+            (B, P, V) for the P kept positions when ``return_logits`` is False
         """
         with self._autocast(inputs_embeds):
-            return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels)
+            if labels is None or return_logits or not self._keeps_logits:
+                return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels)
+            targets = labels[:, 1:]
+            keep = (targets != -100).any(0).nonzero().squeeze(1)  # position t predicts token t + 1
+            if keep.numel() == 0:
+                return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels)
+            out = self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, logits_to_keep=keep)
+        logits = out.logits
+        out.loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
+                                                     targets[:, keep].reshape(-1), ignore_index=-100)
+        return out
+
+    @property
+    def _keeps_logits(self) -> bool:
+        """Whether the wrapped model's forward takes ``logits_to_keep`` (transformers >= 4.45)."""
+        import inspect
+
+        return "logits_to_keep" in inspect.signature(self.model.forward).parameters
 
     def generate(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, **generate_kwargs: Any) -> torch.Tensor:
         """Generate from embeddings (left-padded prompts); returns only the new ids.
