@@ -100,8 +100,8 @@ def eval_phase(recipe_path: str, overrides: Sequence[str], items: int, batch_siz
 def measure(phase: str, recipe: str, overrides: Sequence[str], *, steps: int = 3, items: int = 16,
             batch_size: int = 8, new_tokens: int = 32, timeout: float = 600) -> dict[str, Any]:
     """Run one phase in a fresh Python process and return its JSON report."""
-    cmd = [sys.executable, "-m", "vtgcore.perf.memory", phase, recipe, "--steps", str(steps), "--items", str(items),
-           "--batch-size", str(batch_size), "--new-tokens", str(new_tokens), *overrides]
+    cmd = [sys.executable, "-m", "vtgcore.perf.memory", phase, recipe, *overrides, "--steps", str(steps),
+           "--items", str(items), "--batch-size", str(batch_size), "--new-tokens", str(new_tokens)]
     env = dict(os.environ, TRANSFORMERS_VERBOSITY="error")
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if done.returncode:
@@ -119,7 +119,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--items", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--new-tokens", type=int, default=32)
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     import logging
 
     logging.getLogger("mmengine").setLevel(logging.ERROR)
