@@ -356,3 +356,20 @@ def test_slot_matches_reference_and_empty_video_gives_zeros():
     out.tokens.sum().backward()
     assert torch.isfinite(x.grad).all() and torch.isfinite(comp.slots.grad).all()
     assert torch.equal(x.grad[2], torch.zeros(4, 3, 8))
+
+
+def test_entropy_terms_same_in_row_blocks(monkeypatch):
+    """Distances computed a block of query rows at a time give exactly the whole-matrix result."""
+    from vtgcore_plugins.compressors import entropy
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 50, 6)
+    x[0, :10] = 0.0  # duplicated tokens: zero distances
+    real = torch.ones(3, 50, dtype=torch.bool)
+    real[1, 30:] = False
+    real[2, 1:] = False  # a single real token
+    monkeypatch.setattr(entropy, "ROW_BLOCK_ELEMENTS", 1 << 30)
+    whole = knn_entropy_terms(x, real)
+    for block in (3 * 50 * 7, 1):  # 7 rows, then one row at a time
+        monkeypatch.setattr(entropy, "ROW_BLOCK_ELEMENTS", block)
+        assert torch.equal(knn_entropy_terms(x, real), whole)
