@@ -89,3 +89,13 @@ def test_real_shape_recipe_on_meta_has_the_paper_shapes():
     assert base == F.LLMShape(vocab=32000).params()
     assert model.encoder.vit.patch_embed.proj.weight.dtype == torch.float16
     assert model.llm.model.model.layers[0].self_attn.q_proj.base_layer.weight.dtype == torch.float16  # no bf16 (V100)
+
+
+def test_lora_step_and_the_feature_cache_prediction_at_paper_shapes():
+    llm = F.PAPER.llm
+    fwd = F.llm_prefill_flops(llm, 1000, logits_positions=20)
+    assert F.lora_step_flops(llm, 1000, 20) == 3 * fwd and F.lora_step_flops(llm, 1000, 20, checkpointing=False) == 2 * fwd
+    ratio = F.cache_ratio_from_flops(F.PAPER, 1000, 20)
+    step = 3 * fwd + 3 * F.compress_project_flops(F.PAPER)
+    assert ratio == pytest.approx((51_212_844_122_112 + step) / step)
+    assert 2.2 < ratio < 2.4  # the encoder is about 1.3x the LoRA step at 1000 tokens: compute alone gives < 3x

@@ -140,6 +140,24 @@ def llm_prefill_flops(l: LLMShape, seq: int, logits_positions: int = 1) -> int:
             + 2 * logits_positions * l.hidden * l.vocab)
 
 
+def lora_step_flops(l: LLMShape, seq: int, answer_positions: int, checkpointing: bool = True) -> int:
+    """A LoRA training step of the LLM on ``seq`` tokens with the loss on ``answer_positions``.
+
+    The frozen base weights need only the gradient with respect to their inputs (as many FLOPs as
+    the forward); gradient checkpointing runs the forward a second time; the adapters' own FLOPs
+    (rank 32) are left out. So ``(2 + checkpointing) x forward``.
+    """
+    forward = llm_prefill_flops(l, seq, logits_positions=answer_positions)
+    return (3 if checkpointing else 2) * forward
+
+
+def cache_ratio_from_flops(m: ModelShape, seq: int, answer_positions: int, checkpointing: bool = True) -> float:
+    """Training-step speed-up of the feature cache of a frozen encoder if time followed FLOPs:
+    (encoder forward + LLM step) / LLM step. Decoding is left out (it runs in loader workers)."""
+    step = lora_step_flops(m.llm, seq, answer_positions, checkpointing) + compress_project_flops(m) * 3
+    return (encoder_flops(m) + step) / step
+
+
 def llm_decode_flops(l: LLMShape, context: int, batch: int = 1) -> int:
     """One decoding step for ``batch`` sequences that already hold ``context`` tokens."""
     per_seq = (l.layers * (2 * (l.layer_params() - 2 * l.hidden) + 4 * l.hidden * (context + 1))

@@ -239,7 +239,8 @@ def run_real_shapes(scale: str = "paper", device: Optional[str] = None, *, new_t
     }
     if train:
         model.train()
-        model.llm.model.gradient_checkpointing_enable()
+        hf = model.llm.model
+        (getattr(hf, "activation_checkpointing_enable", None) or hf.gradient_checkpointing_enable)()
         inputs = _inputs(model, processor, shape, 1, device, answer=True)
         with torch.no_grad():
             features = model.encode_frames(inputs["frames"], inputs["timestamps"])
@@ -248,8 +249,11 @@ def run_real_shapes(scale: str = "paper", device: Optional[str] = None, *, new_t
         pixels = _train_step(model, inputs, None, device, repeats)
         pixel_peak = int(torch.cuda.max_memory_allocated()) if cuda else None
         cached = _train_step(model, inputs, features, device, repeats)
-        result["train_step"] = {"batch": 1, "seq": int(inputs["input_ids"].shape[1]), "from_pixels_s": pixels,
+        seq = int(inputs["input_ids"].shape[1])
+        answer = int((inputs["labels"] != -100).sum())
+        result["train_step"] = {"batch": 1, "seq": seq, "from_pixels_s": pixels,
                                 "from_cached_features_s": cached, "cache_ratio": pixels / cached,
+                                "cache_ratio_from_flops": F.cache_ratio_from_flops(shape, seq, answer),
                                 "gradient_checkpointing": True, "cuda_peak_bytes": pixel_peak}
     sync(device)
     return result

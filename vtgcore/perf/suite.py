@@ -13,14 +13,16 @@ Sections (rows):
   PyAV) vs decoding every frame;
 * ``loading``: training steps of ``recipes/vtgllm/synth_tiny.yaml`` at 96 frames with the clips
   decoded in DataLoader workers (prefetching) vs in the training loop;
-* ``feature_cache``: the same training steps from cached frozen-encoder features vs decoding and
-  encoding every clip; and the loss computed only at answer positions vs over all logits;
+* ``feature_cache``: the same training steps (frozen encoder) from cached features vs decoding and
+  encoding every clip, at 96 frames and at the recipe's 16; and, from the cache, the loss computed
+  only at answer positions vs over all logits;
 * ``compressors``: every first-party compressor over T in 8..96 frames and L in 4..32 tokens, the
   batch in one call vs a per-sample loop;
-* ``generation``: the evaluation path's batched generation, batch 8 vs 1, and the KV cache vs
-  none;
-* ``eval``: end-to-end evaluation items per second (decode, encode, generate, parse, write):
-  batch 8 with loader workers vs batch 1 without;
+* ``generation``: the evaluation path's batched generation, batch 8 vs 1, at the recipe's 16 frames
+  and at 96 (the prompt lists every frame's time: 227 and 867 tokens); and HF ``generate`` with its
+  KV cache vs a greedy loop that runs the whole sequence every step (same tokens checked);
+* ``eval``: end-to-end evaluation items per second (decode, encode, generate, parse, write) at the
+  recipe's 16 frames: batch 8 with loader workers vs batch 1 without (same outputs checked);
 * ``memory``: peak RSS of training and of evaluation of the tiny recipe (each in a fresh process);
 * ``real_shapes``: on CUDA, the paper's shapes on random weights, time per video against the floor
   from FLOPs and memory bandwidth (:mod:`vtgcore.perf.gpu`); without CUDA the same code at toy
