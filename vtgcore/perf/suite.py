@@ -55,7 +55,7 @@ class Settings:
     """Sizes of one run (``FULL`` or ``QUICK``)."""
 
     repeats: int = 5
-    train_repeats: int = 3
+    train_repeats: int = 5
     decode_minutes: float = 10.0
     decode_fps: float = 25.0
     decode_size: int = 128
@@ -67,7 +67,7 @@ class Settings:
     videos: int = 16
     val_videos: int = 6
     batch_size: int = 8
-    steps: int = 2
+    steps: int = 3
     workers: int = 2
     comp_frames: tuple[int, ...] = (8, 32, 96)
     comp_tokens: tuple[int, ...] = (4, 32)
