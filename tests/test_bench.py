@@ -20,7 +20,7 @@ def quick(tmp_path_factory):
     return json.loads(out.read_text())
 
 
-def test_every_section_and_row_is_reported(quick, capsys):
+def test_every_section_and_row_is_reported(quick):
     assert not [r for r in quick["rows"] if r.get("error")]
     sections = [r["section"] for r in quick["rows"]]
     for section, count in ROWS.items():
@@ -39,7 +39,9 @@ def test_json_keys(quick):
     assert {"cpu", "cpu_count", "torch", "torch_threads", "load_average_1_5_15"} <= set(quick["machine"])
     for r in quick["rows"]:
         assert {"section", "name", "baseline", "fast", "baseline_value", "fast_value", "ratio", "unit"} <= set(r)
-        if r["section"] != "memory":
+        if r["section"] == "real_shapes":  # toy widths: decode time is a difference of medians, may be 0
+            assert r["ratio"] >= 0 and r["baseline_value"] > 0
+        elif r["section"] != "memory":
             assert r["ratio"] > 0 and r["fast_value"] > 0
         else:
             assert r["fast_value"] > 100 and r["extra_mib"] is not None  # MiB: a Python with torch
@@ -56,7 +58,7 @@ def test_json_keys(quick):
         assert real["batch_1"]["floor_per_video_s"][part] > 0
 
 
-def test_table_printed(quick, capsys):
+def test_table_printed(quick):
     from vtgcore.perf.suite import format_table
 
     table = format_table(quick)

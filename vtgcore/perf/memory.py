@@ -20,7 +20,6 @@ import os
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from vtgcore.perf.timing import PeakRSS, max_rss_bytes, rss_bytes
