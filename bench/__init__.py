@@ -1,1 +1,2 @@
-"""Small benchmarks, run from the repository root: ``python -m bench.<name>``."""
+"""Benchmarks, run from the repository root: ``python -m bench`` (the suite, :mod:`vtgcore.perf.suite`)
+and the older single benchmarks ``python -m bench.decode`` and ``python -m bench.feature_cache``."""

@@ -335,3 +335,41 @@ def test_video_qformer_errors_and_gradients():
     comp(x).tokens.square().sum().backward()
     assert x.grad.abs().sum() > 0
     assert comp.query_tokens.grad.abs().sum() > 0 and comp.frame_position.weight.grad[:4].abs().sum() > 0
+
+
+def test_slot_matches_reference_and_empty_video_gives_zeros():
+    """The slot mix equals ``softmax_n(X S)^T X`` over real tokens; a video with no real frame gives
+    zeros, mask False, and finite gradients (no NaN pass over (B, N, K))."""
+    from vtgcore_plugins.compressors.slot import SlotCompressor
+
+    torch.manual_seed(0)
+    comp = SlotCompressor(8, num_slots=5)
+    x = torch.randn(3, 4, 3, 8, requires_grad=True)
+    mask = torch.tensor([[True] * 4, [True, True, False, False], [False] * 4])
+    out = comp(x, mask)
+    flat = x.reshape(3, 12, 8)
+    for i in range(2):
+        real = flat[i][mask[i].repeat_interleave(3)]
+        ref = (real @ comp.slots).softmax(0).T @ real
+        torch.testing.assert_close(out.tokens[i], ref)
+    assert torch.equal(out.tokens[2], torch.zeros(5, 8)) and out.mask.tolist() == [[True] * 5, [True] * 5, [False] * 5]
+    out.tokens.sum().backward()
+    assert torch.isfinite(x.grad).all() and torch.isfinite(comp.slots.grad).all()
+    assert torch.equal(x.grad[2], torch.zeros(4, 3, 8))
+
+
+def test_entropy_terms_same_in_row_blocks(monkeypatch):
+    """Distances computed a block of query rows at a time give exactly the whole-matrix result."""
+    from vtgcore_plugins.compressors import entropy
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 50, 6)
+    x[0, :10] = 0.0  # duplicated tokens: zero distances
+    real = torch.ones(3, 50, dtype=torch.bool)
+    real[1, 30:] = False
+    real[2, 1:] = False  # a single real token
+    monkeypatch.setattr(entropy, "ROW_BLOCK_ELEMENTS", 1 << 30)
+    whole = knn_entropy_terms(x, real)
+    for block in (3 * 50 * 7, 1):  # 7 rows, then one row at a time
+        monkeypatch.setattr(entropy, "ROW_BLOCK_ELEMENTS", block)
+        assert torch.equal(knn_entropy_terms(x, real), whole)

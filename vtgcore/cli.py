@@ -402,6 +402,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from vtgcore.perf.suite import main as bench_main
+
+    argv = (["--quick"] if args.quick else []) + (["--json", args.json] if args.json else [])
+    for section in args.only or []:
+        argv += ["--only", section]
+    return bench_main(argv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vtg", description="vtgcore: video temporal grounding with LLMs")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
@@ -580,6 +589,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", action="append", help="sweep folder: metric(s) to chart, e.g. moment_retrieval/R1@0.5 "
                    "(default: all)")
     p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("bench", help="benchmark suite: decoding, loading, feature cache, compressors, generation, "
+                       "evaluation, memory; real shapes against the FLOP/bandwidth floor on CUDA (docs/performance.md)")
+    p.add_argument("--quick", action="store_true", help="every row at toy sizes in seconds (ratios mean nothing)")
+    p.add_argument("--json", default=None, help="also write the results (machine, settings, rows) here")
+    p.add_argument("--only", action="append", metavar="SECTION",
+                   choices=["decode", "loading", "feature_cache", "compressors", "generation", "eval", "memory",
+                            "real_shapes"], help="run only this section (repeatable)")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("smoke", help="build a recipe's model and overfit one generated batch (no data needed)")
     p.add_argument("recipe")

@@ -127,20 +127,38 @@ class VideoLLM(nn.Module):
 
     def forward(self, frames: torch.Tensor, timestamps: torch.Tensor, input_ids: torch.Tensor,
                 attention_mask: torch.Tensor, labels: Optional[torch.Tensor] = None,
-                frame_mask: Optional[torch.Tensor] = None) -> VideoLLMOutput:
+                frame_mask: Optional[torch.Tensor] = None, return_logits: bool = True) -> VideoLLMOutput:
         """Teacher-forced forward; the loss is the LM loss plus every auxiliary loss.
+
+        Args:
+            frames: pixels or cached encoder features.
+            timestamps: seconds of every frame.
+            input_ids: prompt and answer ids with K video placeholders per row.
+            attention_mask: 1 for real tokens.
+            labels: target ids, -100 where no loss is taken.
+            frame_mask: True for real frames.
+            return_logits: False lets an LLM that supports it (``hf_causal_lm``) compute the head
+                only where a label is predicted (training: same loss, no (B, S, V) logits).
 
         Shape:
             frames: (B, T, 3, H, W); timestamps, frame_mask: (B, T);
-            input_ids, attention_mask, labels: (B, S) -> logits (B, S, V)
+            input_ids, attention_mask, labels: (B, S) -> logits (B, S, V) (fewer positions when
+            ``return_logits`` is False)
         """
         visual = self.encode_video(frames, timestamps, frame_mask)
         embeds, attention_mask = self.splice(input_ids, attention_mask, visual)
-        out = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels)
+        extra = {} if return_logits or not self._llm_takes("return_logits") else {"return_logits": False}
+        out = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **extra)
         loss = None
         if out.loss is not None:
             loss = out.loss + sum(visual.aux_losses.values(), torch.zeros((), device=out.loss.device))
         return VideoLLMOutput(loss=loss, logits=out.logits, lm_loss=out.loss, aux_losses=visual.aux_losses)
+
+    def _llm_takes(self, name: str) -> bool:
+        """Whether the LLM's ``forward`` has the keyword ``name`` (optional interface extensions)."""
+        import inspect
+
+        return name in inspect.signature(self.llm.forward).parameters
 
     @torch.no_grad()
     def generate(self, frames: torch.Tensor, timestamps: torch.Tensor, input_ids: torch.Tensor,

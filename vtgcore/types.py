@@ -31,7 +31,8 @@ class VideoLLMOutput:
 
     Attributes:
         loss: scalar, LM cross-entropy plus every auxiliary loss; None without labels.
-        logits: (B, S, V) next-token logits.
+        logits: (B, S, V) next-token logits (only the positions that predict a label when the
+            forward ran with ``return_logits=False``).
         lm_loss: scalar LM cross-entropy alone; None without labels.
         aux_losses: auxiliary losses from the compressor.
     """

@@ -53,12 +53,19 @@ class SlotCompressor(TokenCompressor):
         b, t, l, d = tokens.shape
         x = tokens.reshape(b, t * l, d)
         logits = x @ self.slots.to(x.dtype)  # (B, N, K)
-        if frame_mask is not None:
-            token_mask = frame_mask.bool().repeat_interleave(l, dim=1)  # (B, N)
-            logits = logits.masked_fill(~token_mask.unsqueeze(-1), float("-inf"))
-        weights = logits.softmax(dim=1).nan_to_num(0.0)  # over tokens; a video with no real frame gives zeros
+        if frame_mask is None:
+            has_frames = torch.ones(b, dtype=torch.bool, device=x.device)
+        else:
+            has_frames = frame_mask.bool().any(1)
+            # padded frames' tokens get no weight; a video without real frames keeps all of its
+            # (finite) logits and is zeroed after the mixing, on the small (B, K, Dv) output, so no
+            # (B, N, K) pass is spent on NaNs (in place: the matmul's backward does not need it)
+            ignore = ~(frame_mask.bool() | ~has_frames.unsqueeze(1)).repeat_interleave(l, dim=1)  # (B, N)
+            logits.masked_fill_(ignore.unsqueeze(-1), float("-inf"))
+        weights = logits.softmax(dim=1)  # over tokens
         out = weights.transpose(1, 2) @ x  # (B, K, Dv)
-        has_frames = torch.ones(b, dtype=torch.bool, device=x.device) if frame_mask is None else frame_mask.bool().any(1)
+        if frame_mask is not None:
+            out = out.masked_fill(~has_frames.view(b, 1, 1), 0.0)
         mask = has_frames.unsqueeze(1).expand(b, self.num_slots)
         index = torch.full((b, self.num_slots), -1, dtype=torch.long, device=x.device)
         return VisualTokens(out, mask, index)

@@ -40,6 +40,11 @@ class HFCausalLMConfig:
         gradient_checkpointing: trade compute for memory in training.
         trust_remote_code: run the Python files of the model folder (its ``auto_map``). Off unless
             the recipe sets it; when on, a warning names the folder.
+        quantization: ``none``, ``8bit`` or ``4bit`` (NF4, computing in ``dtype``): weights loaded
+            from ``path`` through bitsandbytes (transformers' ``BitsAndBytesConfig``); needs a CUDA
+            GPU and the ``bitsandbytes`` package. LLaMA-2-7B then takes about 6.3 GiB (8-bit) or
+            3.1 GiB (4-bit) instead of 12.6 GiB in fp16, so the paper's model runs inference on one
+            16 GB GPU (docs/performance.md).
     """
 
     path: Optional[str] = None
@@ -50,6 +55,7 @@ class HFCausalLMConfig:
     mean_resizing: bool = True
     gradient_checkpointing: bool = False
     trust_remote_code: bool = False
+    quantization: str = "none"
 
 
 def _load(what: str, source: str, load: Callable[[], Any]) -> Any:
@@ -70,13 +76,42 @@ def _load(what: str, source: str, load: Callable[[], Any]) -> Any:
         raise CheckpointError(f"hf_causal_lm {what} {source}: cannot be loaded ({first[:300]})") from None
 
 
+QUANTIZATIONS = ("none", "8bit", "4bit")
+
+
+def quantization_config(quantization: str, compute_dtype: torch.dtype) -> Any:
+    """transformers' ``BitsAndBytesConfig`` for ``8bit`` or ``4bit``; None for ``none``.
+
+    Raises:
+        VTGError: an unknown setting, no CUDA GPU, or ``bitsandbytes`` not installed.
+    """
+    if quantization not in QUANTIZATIONS:
+        raise VTGError(f"hf_causal_lm: quantization must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
+    if quantization == "none":
+        return None
+    if not torch.cuda.is_available():
+        raise VTGError(f"hf_causal_lm: quantization {quantization!r} needs a CUDA GPU (bitsandbytes kernels); "
+                       "none is available here; use quantization: none")
+    import importlib.util
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise VTGError(f"hf_causal_lm: quantization {quantization!r} needs the bitsandbytes package "
+                       "(pip install bitsandbytes); it is not installed")
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute_dtype,
+                              bnb_4bit_use_double_quant=True)
+
+
 class HFCausalLM(LanguageModel):
     """Wraps ``AutoModelForCausalLM`` and its tokenizer behind :class:`LanguageModel`."""
 
     def __init__(self, path: Optional[str] = None, model_config: Optional[dict[str, Any]] = None,
                  tokenizer: str = "auto", tokenizer_path: Optional[str] = None, dtype: str = "float32",
                  mean_resizing: bool = True, gradient_checkpointing: bool = False,
-                 trust_remote_code: bool = False) -> None:
+                 trust_remote_code: bool = False, quantization: str = "none") -> None:
         super().__init__()
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -90,6 +125,12 @@ class HFCausalLM(LanguageModel):
         if self.trust_remote_code:
             warnings.warn(f"hf_causal_lm: trust_remote_code is on (set by the recipe): Python files of "
                           f"{tokenizer_path or path or 'the model folder'} may run", stacklevel=2)
+        if quantization not in QUANTIZATIONS:
+            raise VTGError(f"hf_causal_lm: quantization must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
+        if quantization != "none" and path is None:
+            raise VTGError(f"hf_causal_lm: quantization {quantization!r} quantizes weights loaded from 'path'; "
+                           "a model built from 'model_config' has none")
+        bnb = quantization_config(quantization, _DTYPES[dtype])
         if tokenizer == "tiny":
             from vtgcore.testing.tiny import build_tiny_tokenizer
 
@@ -103,7 +144,12 @@ class HFCausalLM(LanguageModel):
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.unk_token or self.tokenizer.eos_token
         self.compute_dtype = _DTYPES[dtype]
-        if path is not None:
+        self.quantization = quantization
+        if bnb is not None:
+            self.model = _load("model", path, lambda: AutoModelForCausalLM.from_pretrained(
+                path, local_files_only=True, dtype=_DTYPES[dtype], quantization_config=bnb,
+                device_map={"": torch.cuda.current_device()}, trust_remote_code=self.trust_remote_code))
+        elif path is not None:
             self.model = _load("model", path, lambda: AutoModelForCausalLM.from_pretrained(
                 path, local_files_only=True, dtype=_DTYPES[dtype], trust_remote_code=self.trust_remote_code))
         else:
@@ -178,14 +224,41 @@ class HFCausalLM(LanguageModel):
         return torch.autocast(device_type=device, dtype=self.compute_dtype)
 
     def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
-                labels: Optional[torch.Tensor] = None) -> Any:
+                labels: Optional[torch.Tensor] = None, return_logits: bool = True) -> Any:
         """Causal-LM forward; ``loss`` is the mean cross-entropy over labels != -100.
 
+        Args:
+            inputs_embeds: input embeddings.
+            attention_mask: 1 for real tokens.
+            labels: target ids, -100 where no loss is taken (None: no loss).
+            return_logits: False (with labels) computes the head and the loss only at the
+                positions that predict a label (those of any row of the batch): the same loss and
+                gradients without the (B, S, V) logits, which at a 32k vocabulary and 2048 tokens
+                are 262 MB per sample in fp32. ``logits`` then holds only those positions.
+
         Shape:
-            inputs_embeds: (B, S, D); attention_mask, labels: (B, S) -> logits (B, S, V)
+            inputs_embeds: (B, S, D); attention_mask, labels: (B, S) -> logits (B, S, V), or
+            (B, P, V) for the P kept positions when ``return_logits`` is False
         """
         with self._autocast(inputs_embeds):
-            return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels)
+            if labels is None or return_logits or not self._keeps_logits:
+                return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels)
+            targets = labels[:, 1:]
+            keep = (targets != -100).any(0).nonzero().squeeze(1)  # position t predicts token t + 1
+            if keep.numel() == 0:
+                return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels)
+            out = self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, logits_to_keep=keep)
+        logits = out.logits
+        out.loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
+                                                     targets[:, keep].reshape(-1), ignore_index=-100)
+        return out
+
+    @property
+    def _keeps_logits(self) -> bool:
+        """Whether the wrapped model's forward takes ``logits_to_keep`` (transformers >= 4.45)."""
+        import inspect
+
+        return "logits_to_keep" in inspect.signature(self.model.forward).parameters
 
     def generate(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, **generate_kwargs: Any) -> torch.Tensor:
         """Generate from embeddings (left-padded prompts); returns only the new ids.

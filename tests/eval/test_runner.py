@@ -120,3 +120,17 @@ def test_vtg_eval_cli_writes_outputs_and_resumes(synth_dir, tmp_path, capsys):
     before = cache.read_text()
     assert cli.main(args) == 0  # everything cached: nothing is generated again
     assert cache.read_text() == before
+
+
+def test_place_for_eval_joins_the_parts_on_the_accelerator():
+    import torch
+
+    from vtgcore.eval.runner import place_for_eval
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+    if not torch.cuda.is_available():
+        assert place_for_eval(model) == torch.device("cpu")
+        assert all(p.device.type == "cpu" for p in model.parameters())
+    model[1].to("meta")  # stands in for an LLM loaded straight onto the GPU
+    assert place_for_eval(model) == torch.device("meta")
+    assert all(p.device.type == "meta" for p in model.parameters())

@@ -10,6 +10,7 @@ miss; the rest of the set is unaffected, and the next run tries that item again.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from dataclasses import dataclass
@@ -172,6 +173,29 @@ def generate_rows(model: Any, processor: Any, items: Sequence[Any], *, frames: F
         yield rows
 
 
+def place_for_eval(model: Any) -> Any:
+    """Put the model on the GPU for generation: a model wholly on the CPU moves to CUDA when it
+    is available; a model with some parts already on an accelerator (an LLM loaded 8-bit straight
+    onto the GPU) gets its other parts moved to that device. Without CUDA nothing moves.
+
+    Returns:
+        The model's device after placement.
+    """
+    import torch
+
+    accelerators = [p.device for p in model.parameters() if p.device.type != "cpu"]
+    if accelerators:
+        target = accelerators[0]
+    elif torch.cuda.is_available():
+        target = torch.device("cuda", torch.cuda.current_device())
+    else:
+        return torch.device("cpu")
+    for module in model.children():
+        if any(t.device != target for t in itertools.chain(module.parameters(), module.buffers())):
+            module.to(target)
+    return target
+
+
 def generate_all(model: Any, processor: Any, items: Sequence[Any], cache: Path, *, frames: FrameConfig,
                  video_root: Optional[str | Path], batch_size: int, generation: GenerationConfig,
                  num_workers: int = 0, progress: Optional[Callable[[int, int], None]] = None,
@@ -194,6 +218,7 @@ def generate_all(model: Any, processor: Any, items: Sequence[Any], cache: Path, 
     if progress:
         progress(total - len(todo), total)
     if todo:
+        place_for_eval(model)
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
             handle = cache.open("a", encoding="utf-8")

@@ -109,7 +109,7 @@ class VTGModel(BaseModel):
                 return {"loss_lm": zero}
             out = self.vtg(inputs, data_samples["timestamps"], data_samples["input_ids"],
                            data_samples["attention_mask"], data_samples["labels"],
-                           frame_mask=data_samples["frame_mask"])
+                           frame_mask=data_samples["frame_mask"], return_logits=False)
             return {"loss_lm": out.lm_loss, **out.aux_losses}
         if mode == "predict":
             return self.predict(inputs, data_samples)
