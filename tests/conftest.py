@@ -53,3 +53,18 @@ def tiny_run(synth_dir, tmp_path_factory) -> Path:
         "runner.optim_wrapper.optimizer.lr=5e-3", "runner.log_interval=50"])
     build_runner(rec, work_dir=str(run_dir)).train()
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_pipe(tiny_run):
+    """:func:`vtgcore.load_pipeline` on :func:`tiny_run` (CPU, greedy, at most 48 new tokens)."""
+    from vtgcore.eval.generate import GenerationConfig
+    from vtgcore.pipeline import load_pipeline
+
+    return load_pipeline(tiny_run, generation=GenerationConfig(max_new_tokens=48))
+
+
+@pytest.fixture(scope="session")
+def val_video(synth_dir) -> str:
+    """The first held-out VTG-Synth video of :func:`synth_dir`."""
+    return str(synth_dir / "videos" / "val_00000.mp4")

@@ -8,18 +8,17 @@ import pytest
 
 from vtgcore import demo
 from vtgcore.demo import NO_MODEL, answer, timeline_html
-from vtgcore.eval.generate import GenerationConfig
-from vtgcore.pipeline import Grounding, load_pipeline
+from vtgcore.pipeline import Grounding
 
 
-@pytest.fixture(scope="module")
-def pipe(tiny_run):
-    return load_pipeline(tiny_run, generation=GenerationConfig(max_new_tokens=48))
+@pytest.fixture
+def pipe(tiny_pipe):
+    return tiny_pipe
 
 
-@pytest.fixture(scope="module")
-def video(synth_dir):
-    return str(synth_dir / "videos" / "val_00000.mp4")
+@pytest.fixture
+def video(val_video):
+    return val_video
 
 
 

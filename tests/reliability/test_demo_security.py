@@ -10,18 +10,16 @@ import pytest
 from vtgcore import cli, demo
 from vtgcore.demo import NO_MODEL, DemoLimits, answer
 from vtgcore.errors import VTGError
-from vtgcore.eval.generate import GenerationConfig
-from vtgcore.pipeline import load_pipeline
 
 
-@pytest.fixture(scope="module")
-def pipe(tiny_run):
-    return load_pipeline(tiny_run, generation=GenerationConfig(max_new_tokens=48))
+@pytest.fixture
+def pipe(tiny_pipe):
+    return tiny_pipe
 
 
-@pytest.fixture(scope="module")
-def video(synth_dir):
-    return str(synth_dir / "videos" / "val_00000.mp4")
+@pytest.fixture
+def video(val_video):
+    return val_video
 
 
 def test_limits_default_to_200_mb_and_one_hour():
