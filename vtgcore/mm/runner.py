@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 from pathlib import Path
 from typing import Any, Optional
 
@@ -203,6 +204,21 @@ def _runner_class() -> type:
     return VTGRunner
 
 
+_RUNNERS = itertools.count(1)
+
+
+def _unique_experiment_name(name: str) -> str:
+    """``name`` for the first runner of this process, ``name-2``, ``name-3`` ... after it.
+
+    mmengine names its logger and visualizer instances ``<experiment_name>_<second>``; two runners
+    built in the same second in one process (a resumed run, tests, sweeps) would share the first's
+    logger, whose console handler may write to a stream that is gone. Every process builds its
+    runners in the same order, so the ranks of a distributed run agree on the name.
+    """
+    count = next(_RUNNERS)
+    return name if count == 1 else f"{name}-{count}"
+
+
 def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher: str = "none",
                  resume: bool | str = False, load_from: Optional[str] = None,
                  video_root: Optional[str] = None, where: str = "") -> Any:
@@ -276,7 +292,7 @@ def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher
         wrapper = {"type": "MMDistributedDataParallel", "device_ids": None, "broadcast_buffers": False}
     Path(work_dir).mkdir(parents=True, exist_ok=True)
     runner = _runner_class()(
-        model=model, work_dir=work_dir, experiment_name=recipe.experiment_name,
+        model=model, work_dir=work_dir, experiment_name=_unique_experiment_name(recipe.experiment_name),
         train_dataloader=train_loader(model, recipe, video_root, where), train_cfg=train_cfg,
         optim_wrapper=optim, param_scheduler=schedule, default_hooks=default_hooks, custom_hooks=custom_hooks,
         launcher=launcher, env_cfg=env_cfg, randomness={"seed": recipe.seed, "deterministic": False},
