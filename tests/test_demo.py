@@ -1,24 +1,13 @@
-"""`vtg demo` without a browser: the answer function, the timeline and the page without a model
-(its safety defaults, localhost, 200 MB and one hour, are in tests/reliability/test_demo_security.py). The page in a real headless
-Chromium is tests/test_demo_browser.py."""
+"""`vtg demo` without a browser: the answer function, the timeline and the page without a model.
+Its safety defaults (localhost, 200 MB, one hour) are in tests/reliability/test_demo_security.py,
+the page in a real headless Chromium in tests/test_demo_browser.py."""
 
 import re
-
-import pytest
 
 from vtgcore import demo
 from vtgcore.demo import NO_MODEL, answer, timeline_html
 from vtgcore.pipeline import Grounding
 
-
-@pytest.fixture
-def pipe(tiny_pipe):
-    return tiny_pipe
-
-
-@pytest.fixture
-def video(val_video):
-    return val_video
 
 
 
@@ -27,20 +16,20 @@ def test_answer_without_a_model_says_how_to_give_one():
     assert text == NO_MODEL and "--run RUN_DIR" in text and timeline == ""
 
 
-def test_answer_checks_input_then_grounds(pipe, video, tmp_path):
-    text, timeline = answer(pipe, video, "mr", "the red square moves")
-    result = pipe.ground(video, "the red square moves")
+def test_answer_checks_input_then_grounds(tiny_pipe, val_video, tmp_path):
+    text, timeline = answer(tiny_pipe, val_video, "mr", "the red square moves")
+    result = tiny_pipe.ground(val_video, "the red square moves")
     assert text == result.describe(verbose=True)
     found = [(float(s), float(e)) for s, e in re.findall(r'class="vtg-window" data-start="([^"]+)" data-end="([^"]+)"',
                                                          timeline)]
     assert found == result.windows and f'data-duration="{result.duration!r}"' in timeline
     assert timeline.count("<img ") == 8  # the frame strip
-    assert answer(pipe, None, "mr", "q")[0].startswith("Upload a video first (at most 200 MB and 1:00:00 long)")
-    assert "Type a query" in answer(pipe, video, "hd", " ")[0]
-    assert answer(pipe, video, "dvc", "")[0].startswith("val_00000.mp4 (")
+    assert answer(tiny_pipe, None, "mr", "q")[0].startswith("Upload a video first (at most 200 MB and 1:00:00 long)")
+    assert "Type a query" in answer(tiny_pipe, val_video, "hd", " ")[0]
+    assert answer(tiny_pipe, val_video, "dvc", "")[0].startswith("val_00000.mp4 (")
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"\x00" * 4096)
-    assert answer(pipe, str(bad), "mr", "q")[0].startswith("This file cannot be read as a video: ")
+    assert answer(tiny_pipe, str(bad), "mr", "q")[0].startswith("This file cannot be read as a video: ")
 
 
 

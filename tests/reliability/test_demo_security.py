@@ -12,15 +12,6 @@ from vtgcore.demo import NO_MODEL, DemoLimits, answer
 from vtgcore.errors import VTGError
 
 
-@pytest.fixture
-def pipe(tiny_pipe):
-    return tiny_pipe
-
-
-@pytest.fixture
-def video(val_video):
-    return val_video
-
 
 def test_limits_default_to_200_mb_and_one_hour():
     limits = DemoLimits()
@@ -29,16 +20,16 @@ def test_limits_default_to_200_mb_and_one_hour():
     with pytest.raises(VTGError, match="positive"):
         DemoLimits(max_upload_mb=0)
 
-def test_answer_refuses_videos_over_the_limits(pipe, video):
-    size_kb = __import__("os").path.getsize(video) / 1024
-    text, timeline = answer(pipe, video, "mr", "q", DemoLimits(max_upload_mb=size_kb / 2 / 1024))
+def test_answer_refuses_videos_over_the_limits(tiny_pipe, val_video):
+    size_kb = __import__("os").path.getsize(val_video) / 1024
+    text, timeline = answer(tiny_pipe, val_video, "mr", "q", DemoLimits(max_upload_mb=size_kb / 2 / 1024))
     assert re.match(r"The video is 0\.0 MB; this demo accepts at most [0-9.e-]+ MB \(start it with --max-upload-mb",
                     text) and timeline == ""
-    duration = pipe.probe(video).duration
-    text, _ = answer(pipe, video, "mr", "q", DemoLimits(max_duration_s=duration - 1))
+    duration = tiny_pipe.probe(val_video).duration
+    text, _ = answer(tiny_pipe, val_video, "mr", "q", DemoLimits(max_duration_s=duration - 1))
     assert text.startswith(f"The video is 00:09 long ({duration:.1f} s); this demo accepts at most 00:08") \
         and "--max-duration" in text
-    assert answer(pipe, video, "mr", "q", DemoLimits(max_duration_s=duration))[0].startswith("val_00000.mp4")
+    assert answer(tiny_pipe, val_video, "mr", "q", DemoLimits(max_duration_s=duration))[0].startswith("val_00000.mp4")
 
 def test_vtg_demo_binds_to_localhost_by_default(monkeypatch, tiny_run, capsys):
     calls = []
