@@ -88,13 +88,6 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     return 0
 
 
-def _close_bars() -> None:
-    """Close the progress bars still open, so that an error's line stands alone."""
-    from vtgcore.progress import close_bars
-
-    close_bars()
-
-
 def _progress(desc: str, unit: str = "video"):
     """A tqdm progress callback ``(done, total, **counts)`` on stderr, silent with ``--quiet``
     (see :func:`vtgcore.progress.bar`)."""
@@ -636,7 +629,7 @@ def _one_line(message: str) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``vtg``."""
-    from vtgcore.progress import set_quiet
+    from vtgcore.progress import close_bars, set_quiet
 
     parser = build_parser()
     args = parse_args(parser, argv)
@@ -648,20 +641,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             warnings.showwarning = _show_warning
             return args.func(args)
     except VTGError as exc:
-        _close_bars()
+        close_bars()  # an error's line stands alone
         if args.debug:
             raise
         print(f"vtg: error: {_one_line(str(exc))}", file=sys.stderr)
         return 1
     except OSError as exc:
         # a path the user gave or a folder the run writes to: missing, not permitted, disk full ...
-        _close_bars()
+        close_bars()  # an error's line stands alone
         if args.debug or not exc.filename:
             raise
         print(f"vtg: error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        _close_bars()
+        close_bars()  # an error's line stands alone
         print("vtg: interrupted", file=sys.stderr)
         return 130
 
