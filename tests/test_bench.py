@@ -6,7 +6,7 @@ import json
 import pytest
 
 ROWS = {
-    "decode": 2, "loading": 1, "feature_cache": 3, "compressors": 8, "generation": 3, "eval": 1, "memory": 2,
+    "decode": 2, "loading": 1, "feature_cache": 4, "compressors": 8, "generation": 3, "eval": 1, "memory": 2,
     "real_shapes": 9,
 }
 
