@@ -15,8 +15,8 @@ Sections (rows):
   decoded in DataLoader workers (prefetching) vs in the training loop;
 * ``feature_cache``: the same training steps (frozen encoder) from cached features vs decoding and
   encoding every clip, at 96 frames and at the recipe's 16 on VTG-Synth (64 px, 4 fps), and at 96
-  frames on videos shaped like Charades-STA's (256 px, 24 fps, 30 s, so decoding costs what it
-  does on real clips); and, from the cache, the loss computed only at answer positions vs over all
+  frames on clips shaped like Charades-STA's (480x360, 24 fps, 30 s, H.264 at about 1 Mbit/s, so
+  decoding costs what it does on real clips); and, from the cache, the loss computed only at answer positions vs over all
   logits;
 * ``compressors``: every first-party compressor over T in 8..96 frames and L in 4..32 tokens, the
   batch in one call vs a per-sample loop;
@@ -84,7 +84,7 @@ class Settings:
     memory_subprocess: bool = True
     real_new_tokens: int = 64
     real_batch: int = 8
-    clip_size: int = 256
+    clip_size: tuple[int, int] = (360, 480)
     clip_fps: float = 24.0
     clip_seconds: float = 30.0
     clip_videos: int = 4
@@ -97,7 +97,7 @@ QUICK = Settings(repeats=1, train_repeats=1, decode_minutes=0.1, decode_size=64,
                  sampled_frames=8, frames=4, recipe_frames=2, videos=2, val_videos=1, batch_size=2, steps=1, workers=1,
                  comp_frames=(4,), comp_tokens=(4,), comp_dim=16, comp_k=4, comp_batch=2, gen_items=2, gen_batch=2,
                  new_tokens=2, eval_items=2, memory_steps=1, memory_batch=2, memory_subprocess=False, real_new_tokens=2,
-                 real_batch=2, clip_size=32, clip_fps=4.0, clip_seconds=4.0, clip_videos=2, clip_batch=2,
+                 real_batch=2, clip_size=(32, 48), clip_fps=4.0, clip_seconds=4.0, clip_videos=2, clip_batch=2,
                  clip_repeats=1)
 
 
@@ -251,14 +251,49 @@ def bench_loading(s: Settings, synth: Path, details: dict) -> list[dict]:
                 prediction="step = load + compute becomes max(load, compute) when a core is free for the workers")]
 
 
+def panning_texture(height: int, width: int, seed: int = 0, speed: int = 2) -> Callable[[int], Any]:
+    """``i -> (height, width, 3)`` uint8 frames of a blurred random texture panning ``speed`` pixels
+    a frame: H.264 codes it at the bit rate of real footage of that size (about 1 Mbit/s at
+    480x360, 24 fps), unlike VTG-Synth's flat shapes, which decode almost for free."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    block = 8
+    span = 512
+    small = rng.integers(0, 256, (height // block + 1, (width + span) // block + 1, 3)).astype(np.float32)
+    texture = np.kron(small, np.ones((block, block, 1), np.float32))
+    texture = sum(np.roll(texture, (dy, dx), (0, 1)) for dy in (-3, 0, 3) for dx in (-3, 0, 3)) / 9
+    texture = np.clip(texture, 0, 255).astype(np.uint8)
+
+    def frame(i: int) -> Any:
+        x = (speed * i) % span
+        return np.ascontiguousarray(texture[:height, x:x + width])
+    return frame
+
+
 def make_clips(root: Path, s: Settings) -> Path:
-    """VTG-Synth rendered like Charades-STA clips (``s.clip_size`` px, ``s.clip_fps`` fps, about
-    ``s.clip_seconds`` s): 96 frames cost what they cost to decode from real videos of that shape."""
-    from vtgcore.data.synth import generate_synth
+    """``s.clip_videos`` H.264 clips shaped like Charades-STA's (``s.clip_size`` = (height, width),
+    ``s.clip_fps`` fps, ``s.clip_seconds`` s, about 1 Mbit/s) with one moment-retrieval item each,
+    in the training-annotation format: decoding 96 of their frames costs what it costs on real clips."""
+    import av
+
+    from vtgcore.testing.videos import write_test_video
 
     out = root / "clips"
-    generate_synth(out, seed=0, n_train=s.clip_videos, n_val=0, size=s.clip_size, fps=s.clip_fps,
-                   min_duration=max(2.0, s.clip_seconds - 2.0), max_duration=s.clip_seconds + 2.0, workers=2)
+    (out / "videos").mkdir(parents=True, exist_ok=True)
+    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    options = {"preset": "veryfast"} if codec == "libx264" else None
+    items = []
+    for i in range(s.clip_videos):
+        name = f"videos/clip_{i:03d}.mp4"
+        write_test_video(out / name, duration=s.clip_seconds, fps=s.clip_fps, size=tuple(s.clip_size), codec=codec,
+                         gop_size=max(1, round(2 * s.clip_fps)), frame_fn=panning_texture(*s.clip_size, seed=i),
+                         codec_options=options)
+        end = round(s.clip_seconds / 2, 1)
+        items.append({"video": name, "source": "vtg-synth-mr", "QA": [{
+            "q": "Find the video segment that corresponds to the given textual query 'the camera pans' and "
+                 "determine its start and end seconds.", "a": f"<time>0</time> - <time>{end:g}</time> seconds."}]})
+    (out / "train.json").write_text(json.dumps(items))
     return out
 
 
@@ -296,13 +331,16 @@ def bench_feature_cache(s: Settings, synth: Path, tmp: Path, details: dict) -> l
                             "head + loss on all positions", "head + loss on answer positions", head, unit="s/step"))
     start = time.perf_counter()
     clips = make_clips(tmp, s)
-    details["feature_cache"]["clips"] = {"videos": s.clip_videos, "size": s.clip_size, "fps": s.clip_fps,
-                                         "seconds": s.clip_seconds, "write_s": time.perf_counter() - start}
+    sizes = [p.stat().st_size for p in sorted((clips / "videos").glob("*.mp4"))]
+    details["feature_cache"]["clips"] = {"videos": s.clip_videos, "height_width": list(s.clip_size), "fps": s.clip_fps,
+                                         "seconds": s.clip_seconds, "write_s": time.perf_counter() - start,
+                                         "mbit_per_s": sum(sizes) * 8 / 1e6 / (len(sizes) * s.clip_seconds)}
     res, *_ = _cache_pair(s, clips, tmp, s.frames, s.clip_batch, s.clip_repeats, "clips", details)
-    rows.append(row("feature_cache", f"training step, {s.frames} frames of {s.clip_size}px {s.clip_fps:g} fps "
-                                     f"{s.clip_seconds:g} s clips, batch {s.clip_batch}, frozen encoder",
+    rows.append(row("feature_cache", f"training step, {s.frames} frames of {s.clip_size[1]}x{s.clip_size[0]} "
+                                     f"{s.clip_fps:g} fps {s.clip_seconds:g} s clips, batch {s.clip_batch}, frozen encoder",
                     "decode + encode", "cached features", res, unit="s/step",
-                    prediction="decoding 96 frames of a Charades-sized clip dominates an uncached step"))
+                    prediction="decoding 96 frames of a Charades-sized clip dominates an uncached step of the "
+                               "tiny model"))
     details["feature_cache"]["videos"] = s.videos
     return rows
 
