@@ -16,7 +16,8 @@ class VisualTokens:
         tokens: (B, K, D) video tokens.
         mask: (B, K) bool, False for tokens that come only from padded frames.
         frame_index: (B, K) long frame each token comes from, -1 when it mixes frames; or None.
-        aux_losses: extra losses to add to the LM loss (keys contain ``"loss"``).
+        aux_losses: extra losses added to the LM loss (name them ``..._loss``; under mmengine a key
+            without ``"loss"`` is renamed ``loss_<key>`` so that it is optimised, not only logged).
     """
 
     tokens: torch.Tensor

@@ -210,3 +210,18 @@ def test_trainable_encoder_caches_decoded_frames(synth_dir, tmp_path):
     runner = train(rec, tmp_path / "run")
     assert runner.iter == 2 and any(p.requires_grad for p in runner.model.vtg.encoder.parameters())
     assert len(list((tmp_path / "px").glob("*/*.safetensors"))) == 4
+
+
+def test_every_auxiliary_loss_is_in_the_total_mmengine_optimises():
+    """VideoLLM adds every auxiliary loss to its total; mmengine sums only keys containing 'loss'."""
+    from mmengine.model import BaseModel
+
+    from vtgcore.mm.model import loss_dict
+
+    lm = torch.tensor(1.0)
+    aux = {"codebook_loss": torch.tensor(0.25), "commitment": torch.tensor(0.5)}
+    losses = loss_dict(lm, aux)
+    assert set(losses) == {"loss_lm", "codebook_loss", "loss_commitment"}
+    total, logged = BaseModel.parse_losses(None, losses)
+    assert float(total) == 1.75 == float(lm + sum(aux.values()))
+    assert float(logged["loss_commitment"]) == 0.5

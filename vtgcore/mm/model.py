@@ -14,6 +14,20 @@ from vtgcore.mm.registry import MODELS
 
 
 @MODELS.register_module()
+
+def loss_dict(lm_loss: torch.Tensor, aux_losses: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """mmengine's loss dict: ``loss_lm`` and every auxiliary loss under a key containing ``loss``.
+
+    mmengine optimises the sum of the entries whose key contains ``"loss"`` and only logs the
+    others, while :class:`~vtgcore.model.VideoLLM` adds every auxiliary loss to its total; an
+    auxiliary loss named without ``loss`` (``"commitment"``) is renamed ``loss_commitment`` so that
+    both paths optimise the same total.
+    """
+    out = {"loss_lm": lm_loss}
+    for name, value in aux_losses.items():
+        out[name if "loss" in name else f"loss_{name}"] = value
+    return out
+
 class VideoDataPreprocessor(BaseDataPreprocessor):
     """Turns a collated batch (:class:`vtgcore.data.dataset.VideoCollator` without a processor) into
     model inputs: training batches get answers and labels, evaluation batches generation prompts.
@@ -110,7 +124,7 @@ class VTGModel(BaseModel):
             out = self.vtg(inputs, data_samples["timestamps"], data_samples["input_ids"],
                            data_samples["attention_mask"], data_samples["labels"],
                            frame_mask=data_samples["frame_mask"], return_logits=False)
-            return {"loss_lm": out.lm_loss, **out.aux_losses}
+            return loss_dict(out.lm_loss, out.aux_losses)
         if mode == "predict":
             return self.predict(inputs, data_samples)
         if mode == "tensor":
