@@ -84,32 +84,39 @@ def _error_row(item: Any, video: str, fields: dict[str, str], source: str) -> di
             "error_kind": fields["error_kind"]}
 
 
-def _generate_or_split(model: Any, batch: dict[str, Any], generation: GenerationConfig, dataset: Any,
-                       collate: Callable[[list[dict[str, Any]]], dict[str, Any]]) -> list[tuple[Any, str, dict[str, Any]]]:
-    """Generate for a batch; when it fails with a :class:`VTGError` (an item the model cannot take,
-    e.g. a time past its time table), generate item by item so only the culprits fail.
+def _skipped_row(item: Any, record: dict[str, Any], source: str) -> dict[str, Any]:
+    """The error row of an item the loader left out (``record``: the collator's skip record)."""
+    return _error_row(item, record["video"], {"error": record["error"], "problem": record.get("problem", ""),
+                                              "error_kind": record.get("kind", "video")}, source)
 
-    Returns:
-        ``(item, video, row fields)`` per item of the batch, in order.
+
+def _batch_rows(model: Any, batch: dict[str, Any], generation: GenerationConfig, dataset: Any,
+                collate: Callable[[list[dict[str, Any]]], dict[str, Any]], source: str,
+                retry: bool) -> list[dict[str, Any]]:
+    """Generate for a batch and return one row per item, in order.
+
+    With ``retry``, a batch that fails with a :class:`VTGError` (an item the model cannot take,
+    e.g. a time past its time table) is generated item by item, so only the culprits get error
+    rows; without it the error propagates.
     """
     try:
         outputs = generate_batch(model, batch, generation)
     except VTGError as exc:
+        if not retry:
+            raise
         if len(batch["items"]) == 1:
-            return [(batch["items"][0], batch["videos"][0],
-                     {"error": f"{batch['videos'][0]}: {exc}", "error_kind": "model", "problem": str(exc)})]
-        results = []
+            video = batch["videos"][0]
+            return [_error_row(batch["items"][0], video, {"error": f"{video}: {exc}", "error_kind": "model",
+                                                          "problem": str(exc)}, source)]
+        rows: list[dict[str, Any]] = []
         for index in batch["indices"]:
             single = collate([dataset[index]])
             if single["skipped"]:
-                record = single["skipped"][0]
-                results.append((dataset.items[index], record["video"],
-                                {"error": record["error"], "error_kind": record.get("kind", "video"),
-                                 "problem": record.get("problem", "")}))
+                rows.append(_skipped_row(dataset.items[index], single["skipped"][0], source))
             else:
-                results += _generate_or_split(model, single, generation, dataset, collate)
-        return results
-    return [(item, video, {"duration": duration, **out}) for item, out, duration, video in
+                rows += _batch_rows(model, single, generation, dataset, collate, source, retry)
+        return rows
+    return [{"id": item.id, "video": video, "duration": duration, **out} for item, out, duration, video in
             zip(batch["items"], outputs, batch["duration"].tolist(), batch["videos"])]
 
 
@@ -154,22 +161,9 @@ def generate_rows(model: Any, processor: Any, items: Sequence[Any], *, frames: F
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate)
     model.eval()
     for batch in loader:
-        rows: list[tuple[int, dict[str, Any]]] = []
-        for record in batch["skipped"]:
-            index = record["index"]
-            rows.append((index, _error_row(items[index], record["video"],
-                                           {"error": record["error"], "problem": record.get("problem", ""),
-                                            "error_kind": record.get("kind", "video")}, source)))
+        rows = [(record["index"], _skipped_row(items[record["index"]], record, source)) for record in batch["skipped"]]
         if batch["items"]:
-            if skip_broken:
-                results = _generate_or_split(model, batch, generation, dataset, collate)
-            else:
-                results = [(item, video, {"duration": duration, **out}) for item, out, duration, video in
-                           zip(batch["items"], generate_batch(model, batch, generation),
-                               batch["duration"].tolist(), batch["videos"])]
-            for index, (item, video, fields) in zip(batch["indices"], results):
-                rows.append((index, _error_row(item, video, fields, source) if "error" in fields
-                             else {"id": item.id, "video": video, **fields}))
+            rows += zip(batch["indices"], _batch_rows(model, batch, generation, dataset, collate, source, skip_broken))
         yield rows
 
 
