@@ -106,6 +106,17 @@ def test_train_and_eval_quiet_keep_logs_in_the_run_folder(synth_dir, tmp_path, c
     loud = capsys.readouterr()
     assert "evaluating mr" in loud.err and "2/2" in loud.err and BAR.search(loud.err), loud.err
     assert "vtg: eval: mr: 2 items scored in" in loud.err
+    # decoding in a loader worker gives the same generations as decoding in the loop
+    assert cli.main([*args, "--out", str(tmp_path / "eval_workers"), "--num-workers", "1", "--quiet"]) == 0
+    capsys.readouterr()
+
+    def texts(folder):
+        rows = (tmp_path / folder / "moment_retrieval" / "generations.jsonl").read_text().splitlines()
+        return [json.loads(r)["text"] for r in rows]
+    assert texts("eval_workers") == texts("eval_quiet") and len(texts("eval_quiet")) == 2
+    with pytest.raises(SystemExit):
+        cli.main([*args, "--num-workers", "-1"])
+    assert "--num-workers: must be 0 or more, got -1" in capsys.readouterr().err
     for folder in ("eval_quiet", "eval_loud"):
         log = (tmp_path / folder / "eval.log").read_text()
         assert "vtg eval recipes/vtgllm/synth_tiny.yaml" in log and "mr: 2 items scored" in log

@@ -262,7 +262,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         results[TASK_NAMES[task]] = metrics = evaluate_set(
             model, processor, EvalSet(task, spec["annotation"], spec.get("format")), out_dir, frames=frames,
             video_root=args.video_root or recipe.data.video_root, batch_size=args.batch_size, generation=generation,
-            legacy_parser=args.legacy_parser, limit=args.limit, progress=_progress(f"evaluating {task}", unit="item"))
+            legacy_parser=args.legacy_parser, limit=args.limit, num_workers=args.num_workers,
+            progress=_progress(f"evaluating {task}", unit="item"))
         log.info(f"vtg: eval: {task}: {metrics.get('parse_total', '?')} items scored in "
                  f"{time.perf_counter() - start:.1f} s, {metrics.get('parse_failures', '?')} parse failures, "
                  f"{metrics.get('video_errors', 0)} unreadable videos")
@@ -404,6 +405,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(argv)
 
 
+def _non_negative(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vtg", description="vtgcore: video temporal grounding with LLMs")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
@@ -511,6 +523,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder (default: <checkpoint>/eval_<split>, or <work_dir>/eval_<split> without a checkpoint)")
     p.add_argument("--video-root", default=None, help="folder relative video paths are resolved against")
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--num-workers", type=_non_negative, default=0,
+                   help="data loader processes that decode the next batch's videos during generation (default 0)")
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default)")
     p.add_argument("--top-p", type=float, default=1.0)
