@@ -225,3 +225,13 @@ def test_every_auxiliary_loss_is_in_the_total_mmengine_optimises():
     total, logged = BaseModel.parse_losses(None, losses)
     assert float(total) == 1.75 == float(lm + sum(aux.values()))
     assert float(logged["loss_commitment"]) == 0.5
+
+
+def test_registry_holds_the_model_and_its_preprocessor_only():
+    """mmengine-native configs name both by type; a helper must not take a class's decorator."""
+    from vtgcore.mm.model import VideoDataPreprocessor, VTGModel
+    from vtgcore.mm.registry import MODELS
+
+    assert MODELS.get("VideoDataPreprocessor") is VideoDataPreprocessor
+    assert MODELS.get("VTGModel") is VTGModel
+    assert MODELS.get("loss_dict") is None

@@ -13,8 +13,6 @@ from omegaconf import DictConfig
 from vtgcore.mm.registry import MODELS
 
 
-@MODELS.register_module()
-
 def loss_dict(lm_loss: torch.Tensor, aux_losses: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """mmengine's loss dict: ``loss_lm`` and every auxiliary loss under a key containing ``loss``.
 
@@ -28,6 +26,8 @@ def loss_dict(lm_loss: torch.Tensor, aux_losses: dict[str, torch.Tensor]) -> dic
         out[name if "loss" in name else f"loss_{name}"] = value
     return out
 
+
+@MODELS.register_module()
 class VideoDataPreprocessor(BaseDataPreprocessor):
     """Turns a collated batch (:class:`vtgcore.data.dataset.VideoCollator` without a processor) into
     model inputs: training batches get answers and labels, evaluation batches generation prompts.
