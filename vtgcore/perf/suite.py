@@ -16,8 +16,8 @@ Sections (rows):
 * ``feature_cache``: the same training steps (frozen encoder) from cached features vs decoding and
   encoding every clip, at 96 frames and at the recipe's 16 on VTG-Synth (64 px, 4 fps), and at 96
   frames on clips shaped like Charades-STA's (480x360, 24 fps, 30 s, H.264 at about 1 Mbit/s, so
-  decoding costs what it does on real clips); and, from the cache, the loss computed only at answer positions vs over all
-  logits;
+  decoding costs what it does on real clips); and, from the cache, the loss computed only at answer
+  positions vs over all logits;
 * ``compressors``: every first-party compressor over T in 8..96 frames and L in 4..32 tokens, the
   batch in one call vs a per-sample loop;
 * ``generation``: the evaluation path's batched generation, batch 8 vs 1, at the recipe's 16 frames
@@ -283,13 +283,13 @@ def make_clips(root: Path, s: Settings) -> Path:
     (out / "videos").mkdir(parents=True, exist_ok=True)
     codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
     options = {"preset": "veryfast"} if codec == "libx264" else None
+    end = round(s.clip_seconds / 2, 1)
     items = []
     for i in range(s.clip_videos):
         name = f"videos/clip_{i:03d}.mp4"
-        write_test_video(out / name, duration=s.clip_seconds, fps=s.clip_fps, size=tuple(s.clip_size), codec=codec,
+        write_test_video(out / name, duration=s.clip_seconds, fps=s.clip_fps, size=s.clip_size, codec=codec,
                          gop_size=max(1, round(2 * s.clip_fps)), frame_fn=panning_texture(*s.clip_size, seed=i),
                          codec_options=options)
-        end = round(s.clip_seconds / 2, 1)
         items.append({"video": name, "source": "vtg-synth-mr", "QA": [{
             "q": "Find the video segment that corresponds to the given textual query 'the camera pans' and "
                  "determine its start and end seconds.", "a": f"<time>0</time> - <time>{end:g}</time> seconds."}]})
