@@ -192,19 +192,13 @@ def pick_device(device: str = "auto") -> "torch.device":
         VTGError: a CUDA or NPU device asked for but not available.
     """
     import torch
-
-    def npu_available() -> bool:
-        try:
-            import torch_npu  # noqa: F401  (registers torch.npu)
-        except Exception:  # not installed, or a broken install
-            return False
-        return bool(getattr(torch, "npu", None) and torch.npu.is_available())
+    from mmengine.device import is_npu_available  # imports torch_npu when it is installed and works
 
     if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        return torch.device("npu") if npu_available() else torch.device("cpu")
-    if str(device).split(":")[0] == "npu" and not npu_available():  # torch knows "npu" only from torch_npu
+        return torch.device("npu") if is_npu_available() else torch.device("cpu")
+    if str(device).split(":")[0] == "npu" and not is_npu_available():  # torch knows "npu" only from torch_npu
         raise VTGError(f"device {device!r}: no Ascend NPU (torch_npu) on this machine")
     try:
         chosen = torch.device(device)
