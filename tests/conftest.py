@@ -49,7 +49,7 @@ def tiny_run(synth_dir, tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("tiny_run") / "run"
     rec = load_recipe(ROOT / "recipes" / "vtgllm" / "synth_tiny.yaml", [
         f"data.video_root={synth_dir}", "data.num_frames=4", "data.train.batch_size=4",
-        "model.compressor.params.num_slots=4", "runner.train_cfg.max_iters=100", "runner.warmup_iters=5",
+        "runner.train_cfg.max_iters=100", "runner.warmup_iters=5",
         "runner.optim_wrapper.optimizer.lr=5e-3", "runner.log_interval=50"])
     build_runner(rec, work_dir=str(run_dir)).train()
     return run_dir

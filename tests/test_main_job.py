@@ -12,7 +12,7 @@ from vtgcore.main_job import KEYS
 def test_main_job_layout(tmp_path, capsys):
     out = tmp_path / "main"
     args = ["run", "--out", str(out), "--train", "4", "--val", "2", "--pretrain-steps", "2", "data.num_frames=4",
-            "model.compressor.params.num_slots=4", "runner.train_cfg.max_iters=3", "runner.warmup_iters=1"]
+            "runner.train_cfg.max_iters=3", "runner.warmup_iters=1"]
     assert cli.main(args) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     run_dir = out / "run"

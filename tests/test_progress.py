@@ -83,7 +83,7 @@ def test_data_synth_progress_and_quiet(tmp_path, capsys):
 def test_train_and_eval_quiet_keep_logs_in_the_run_folder(synth_dir, tmp_path, capsys):
     recipe = "recipes/vtgllm/synth_tiny.yaml"
     overrides = [f"data.video_root={synth_dir}", "data.num_frames=4", "data.train.batch_size=2",
-                 "model.compressor.params.num_slots=4", "runner.train_cfg.max_iters=2",
+                 "runner.train_cfg.max_iters=2",
                  "runner.checkpoint_interval=2", "runner.log_interval=1", "experiment_name=quiet_train"]
     work = tmp_path / "run"
     assert cli.main(["--quiet", "train", recipe, *overrides, "--work-dir", str(work)]) == 0

@@ -17,7 +17,7 @@ from vtgcore.sweep import expand_grid, load_sweep, plan, summarize, validate_swe
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ROOT / "recipes" / "vtgllm" / "synth_tiny.yaml"
-TINY = ["data.num_frames=4", "model.compressor.params.num_slots=4", "runner.train_cfg.max_iters=3",
+TINY = ["data.num_frames=4", "runner.train_cfg.max_iters=3",
         "runner.warmup_iters=1"]
 
 
@@ -261,13 +261,14 @@ def test_synth_ablations_every_variant_resolves():
     from omegaconf import OmegaConf
 
     jobs = validate_sweep(ABLATIONS)
-    assert len(jobs) == 7 * 3 and all(j.state != "invalid" for j in jobs)
+    assert len(jobs) == 8 * 3 and all(j.state != "invalid" for j in jobs)
     assert load_sweep(ABLATIONS).seeds == [0, 1, 2]
     recipes = {j.variant: OmegaConf.create(j.recipe_text) for j in jobs if j.seed == 0}
     full = recipes["full"].model
-    assert full.compressor.name == "slot" and full.compressor.params.num_slots == 32
+    assert full.compressor.name == "identity" and full.grounding.enabled
     frames = recipes["full"].data.num_frames
-    # every compressor gives K = 32 video tokens, like the full model's slots
+    # every compressor gives K = 32 video tokens
+    assert recipes["compressor_slot"].model.compressor.params.num_slots == 32
     assert recipes["compressor_mean_pool"].model.compressor.params.tokens_per_frame * frames == 32
     assert recipes["compressor_cross_attention"].model.compressor.params.num_queries == 32
     assert recipes["compressor_diverse"].model.compressor.params.num_tokens == 32
@@ -295,24 +296,24 @@ def test_sweep_files_are_not_recipes(capsys):
 
 @pytest.mark.slow
 def test_tiny_sweep_end_to_end(tmp_path, capsys):
-    sweep = write_sweep(tmp_path / "tiny.yaml", {"slot": [], "mean_pool": ["compressor=mean_pool_1"],
+    sweep = write_sweep(tmp_path / "tiny.yaml", {"identity": [], "mean_pool": ["compressor=mean_pool_1"],
                                                  "broken": ["compressor=no_such_component"]})
     out = tmp_path / "out"
     assert cli.main(["sweep", str(sweep), "--out", str(out)]) == 1
     printed = capsys.readouterr().out
     assert "FAILED broken seed 0: " in printed and "no compressor option 'no_such_component'" in printed
     rows = read_csv(out / "results.csv")
-    assert [(r["variant"], r["status"]) for r in rows] == [("slot", "finished"), ("mean_pool", "finished"),
+    assert [(r["variant"], r["status"]) for r in rows] == [("identity", "finished"), ("mean_pool", "finished"),
                                                            ("broken", "invalid")]
     for row in rows[:2]:
         assert 0.0 <= float(row["moment_retrieval/R1@0.5"]) <= 100.0
         assert row["highlights/Good-mAP"] != ""
     md = (out / "results.md").read_text()
-    assert "| slot | 1 |" in md and "| mean_pool | 1 |" in md and "## highlights" in md
+    assert "| identity | 1 |" in md and "| mean_pool | 1 |" in md and "## highlights" in md
     synth = out / "vtg_synth-s0-t4-v2"
     assert sorted(p.name for p in out.iterdir() if p.name.startswith("vtg_synth")) == [synth.name]
     assert len(list(synth.glob("encoder-*.safetensors"))) == 1  # one pre-trained encoder for both variants
-    for name in ("slot", "mean_pool"):
+    for name in ("identity", "mean_pool"):
         folder = out / "variants" / name / "seed_0"
         assert (folder / "recipe.yaml").is_file() and (folder / "run" / "metrics.json").is_file()
         timelines = list((folder / "run" / "plots").glob("timeline_*.png"))
@@ -320,8 +321,8 @@ def test_tiny_sweep_end_to_end(tmp_path, capsys):
     assert "name: mean_pool" in (out / "variants" / "mean_pool" / "seed_0" / "recipe.yaml").read_text()
     assert list((out / "plots").glob("*.png"))
     # killed and started again: the finished variants are not trained again
-    metrics = out / "variants" / "slot" / "seed_0" / "run" / "metrics.json"
+    metrics = out / "variants" / "identity" / "seed_0" / "run" / "metrics.json"
     mtime = metrics.stat().st_mtime_ns
     assert cli.main(["sweep", str(sweep), "--out", str(out)]) == 1
-    assert "skip slot seed 0: finished" in capsys.readouterr().out
+    assert "skip identity seed 0: finished" in capsys.readouterr().out
     assert metrics.stat().st_mtime_ns == mtime

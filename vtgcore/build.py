@@ -11,6 +11,7 @@ from torch import nn
 
 from vtgcore.catalog import Catalog, default_catalog
 from vtgcore.errors import CheckpointError
+from vtgcore.grounding import QueryGate
 from vtgcore.model import VideoLLM
 from vtgcore.processor import PromptConfig, VideoLLMProcessor
 
@@ -61,6 +62,8 @@ def build_model(recipe: DictConfig, catalog: Optional[Catalog] = None, *, where:
 
     encoder = build("encoder")
     llm = build("llm")
+    grounding = spec["grounding"]
+    gate = QueryGate(encoder.out_dim, llm.hidden_size, grounding["hidden"]) if grounding["enabled"] else None
     model = VideoLLM(
         encoder=encoder,
         time_embedding=build("time_embedding", dim=encoder.out_dim),
@@ -70,6 +73,8 @@ def build_model(recipe: DictConfig, catalog: Optional[Catalog] = None, *, where:
         time_codec=build("time_codec"),
         video_token=spec["video_token"],
         encoder_chunk_size=spec["encoder_chunk_size"],
+        grounding=gate,
+        grounding_weight=grounding["loss_weight"],
     )
     if getattr(encoder, "needs_timestamps", False) and hasattr(encoder, "set_time_writer"):
         # an encoder that writes frame times as text (Q-Former text input) writes them with the

@@ -174,9 +174,11 @@ def latest_checkpoint(checkpoints: str | Path, files: Sequence[str] = (WEIGHTS,)
 
 def resolve_checkpoint(path: str | Path) -> Path:
     """The checkpoint folder meant by ``path``: a checkpoint folder or weights file as is; a
-    ``checkpoints`` folder or a run folder (holding ``checkpoints/``) through
-    :func:`latest_checkpoint` (its ``last`` pointer, or the newest complete folder)."""
+    ``checkpoints`` folder, a run folder (holding ``checkpoints/``) or the ``last`` pointer file
+    itself through :func:`latest_checkpoint` (the pointer, or the newest complete folder)."""
     path = Path(path)
+    if path.name == POINTER and path.is_file():
+        path = path.parent
     for folder in (path, path / "checkpoints"):
         if folder.is_dir() and not (folder / WEIGHTS).is_file() and (
                 (folder / POINTER).is_file() or any(folder.glob("iter_*"))):

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from vtgcore.errors import PlaceholderMismatchError, ShapeError
+from vtgcore.grounding import QueryGate, grounding_loss, window_targets
 from vtgcore.interfaces import FrameEncoder, LanguageModel, Projector, TimeCodec, TimeEmbedding, TokenCompressor
 from vtgcore.types import VideoLLMOutput, VisualTokens
 
@@ -27,11 +28,15 @@ class VideoLLM(nn.Module):
         time_codec: writes and reads times (not a module).
         video_token: placeholder text the processor expands to K ids.
         encoder_chunk_size: frames per encoder call (0: all at once); bounds activation memory.
+        grounding: optional query gate between time injection and compression
+            (:mod:`vtgcore.grounding`; not in VTG-LLM).
+        grounding_weight: weight of its frame grounding loss in the total.
     """
 
     def __init__(self, encoder: FrameEncoder, time_embedding: TimeEmbedding, compressor: TokenCompressor,
                  projector: Projector, llm: LanguageModel, time_codec: TimeCodec, *,
-                 video_token: str = "<video>", encoder_chunk_size: int = 0) -> None:
+                 video_token: str = "<video>", encoder_chunk_size: int = 0,
+                 grounding: Optional[QueryGate] = None, grounding_weight: float = 1.0) -> None:
         super().__init__()
         self.encoder = encoder
         self.time_embedding = time_embedding
@@ -41,6 +46,8 @@ class VideoLLM(nn.Module):
         self.time_codec = time_codec
         self.video_token = video_token
         self.encoder_chunk_size = encoder_chunk_size
+        self.grounding = grounding
+        self.grounding_weight = grounding_weight
         self.time_token_ids = llm.add_tokens(time_codec.special_tokens(), init=time_codec.token_init())
         self.video_token_id = llm.add_tokens([video_token], special=True)[0]
 
@@ -84,23 +91,52 @@ class VideoLLM(nn.Module):
         return out.reshape(b, t, *out.shape[1:])
 
     def encode_video(self, frames: torch.Tensor, timestamps: torch.Tensor,
-                     frame_mask: Optional[torch.Tensor] = None) -> VisualTokens:
+                     frame_mask: Optional[torch.Tensor] = None,
+                     prompt: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> VisualTokens:
         """Video to projected video tokens.
 
+        Args:
+            frames: pixels or cached encoder features.
+            timestamps: seconds of every frame.
+            frame_mask: True for real frames.
+            prompt: ``(embeddings, mask)`` of the prompt text (:meth:`prompt_text`), needed when the
+                model has ``grounding``.
+
         Shape:
-            frames: (B, T, 3, H, W) or cached features (B, T, L, Dv); timestamps, frame_mask: (B, T)
-            -> tokens (B, K, D), mask (B, K)
+            frames: (B, T, 3, H, W) or cached features (B, T, L, Dv); timestamps, frame_mask: (B, T);
+            prompt: (B, S, D), (B, S) -> tokens (B, K, D), mask (B, K), frame_logits (B, T) or None
         """
         if timestamps.shape != frames.shape[:2]:
             raise ShapeError(f"timestamps {tuple(timestamps.shape)} do not match frames {tuple(frames.shape[:2])}")
         tokens = self.encode_frames(frames, timestamps)
         tokens = self.time_embedding(tokens, timestamps, frame_mask)
+        frame_logits = None
+        if self.grounding is not None:
+            if prompt is None:
+                raise ShapeError("this model has grounding: encode_video needs the prompt (VideoLLM.prompt_text)")
+            tokens, frame_logits = self.grounding(tokens, *prompt)
         visual = self.compressor(tokens, frame_mask, timestamps)
+        visual.frame_logits = frame_logits
         expected = self.num_video_tokens(frames.shape[1])
         if visual.tokens.shape[1] != expected:
             raise ShapeError(f"compressor returned {visual.tokens.shape[1]} tokens, output_tokens() said {expected}")
         visual.tokens = self.projector(visual.tokens)
         return visual
+
+    def prompt_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                    labels: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The prompt's token embeddings and which of them the grounding gate pools: real tokens
+        that are neither video placeholders, time tokens nor (with ``labels``) answer tokens.
+
+        Shape:
+            input_ids, attention_mask, labels: (B, S) -> (B, S, D), (B, S) bool
+        """
+        mask = attention_mask.bool() & (input_ids != self.video_token_id)
+        if self.time_token_ids:
+            mask &= ~torch.isin(input_ids, torch.tensor(self.time_token_ids, device=input_ids.device))
+        if labels is not None:
+            mask &= labels == -100
+        return self.llm.embed(input_ids), mask
 
     def splice(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                visual: VisualTokens) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,6 +161,21 @@ class VideoLLM(nn.Module):
         attention_mask[is_video] = visual.mask.reshape(-1).to(attention_mask.dtype)
         return embeds, attention_mask
 
+    def prepare_inputs(self, frames: torch.Tensor, timestamps: torch.Tensor, input_ids: torch.Tensor,
+                       attention_mask: torch.Tensor, frame_mask: Optional[torch.Tensor] = None,
+                       labels: Optional[torch.Tensor] = None) -> tuple[VisualTokens, torch.Tensor, torch.Tensor]:
+        """The LLM's input embeddings: the video encoded (with the prompt when the model has
+        ``grounding``; ``labels`` keep the answers out of it) and spliced into the text.
+
+        Shape:
+            frames: (B, T, 3, H, W); timestamps, frame_mask: (B, T); input_ids, attention_mask,
+            labels: (B, S) -> visual tokens (B, K, D), embeddings (B, S, D), attention mask (B, S)
+        """
+        prompt = self.prompt_text(input_ids, attention_mask, labels) if self.grounding is not None else None
+        visual = self.encode_video(frames, timestamps, frame_mask, prompt)
+        embeds, attention_mask = self.splice(input_ids, attention_mask, visual)
+        return visual, embeds, attention_mask
+
     def forward(self, frames: torch.Tensor, timestamps: torch.Tensor, input_ids: torch.Tensor,
                 attention_mask: torch.Tensor, labels: Optional[torch.Tensor] = None,
                 frame_mask: Optional[torch.Tensor] = None, return_logits: bool = True) -> VideoLLMOutput:
@@ -145,14 +196,18 @@ class VideoLLM(nn.Module):
             input_ids, attention_mask, labels: (B, S) -> logits (B, S, V) (fewer positions when
             ``return_logits`` is False)
         """
-        visual = self.encode_video(frames, timestamps, frame_mask)
-        embeds, attention_mask = self.splice(input_ids, attention_mask, visual)
+        visual, embeds, attention_mask = self.prepare_inputs(frames, timestamps, input_ids, attention_mask,
+                                                             frame_mask, labels)
         extra = {} if return_logits or not self._llm_takes("return_logits") else {"return_logits": False}
         out = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **extra)
+        aux = dict(visual.aux_losses)
+        if visual.frame_logits is not None and labels is not None and self.grounding_weight:
+            targets, valid = window_targets(labels, timestamps, self.time_codec, self.tokenizer)
+            aux["grounding"] = self.grounding_weight * grounding_loss(visual.frame_logits, targets, valid, frame_mask)
         loss = None
         if out.loss is not None:
-            loss = out.loss + sum(visual.aux_losses.values(), torch.zeros((), device=out.loss.device))
-        return VideoLLMOutput(loss=loss, logits=out.logits, lm_loss=out.loss, aux_losses=visual.aux_losses)
+            loss = out.loss + sum(aux.values(), torch.zeros((), device=out.loss.device))
+        return VideoLLMOutput(loss=loss, logits=out.logits, lm_loss=out.loss, aux_losses=aux)
 
     def _llm_takes(self, name: str) -> bool:
         """Whether the LLM's ``forward`` has the keyword ``name`` (optional interface extensions)."""
@@ -169,6 +224,5 @@ class VideoLLM(nn.Module):
         Shape:
             frames: (B, T, 3, H, W); timestamps: (B, T); input_ids, attention_mask: (B, S) -> (B, new)
         """
-        visual = self.encode_video(frames, timestamps, frame_mask)
-        embeds, attention_mask = self.splice(input_ids, attention_mask, visual)
+        _, embeds, attention_mask = self.prepare_inputs(frames, timestamps, input_ids, attention_mask, frame_mask)
         return self.llm.generate(embeds, attention_mask, **generate_kwargs)

@@ -18,12 +18,15 @@ class VisualTokens:
         frame_index: (B, K) long frame each token comes from, -1 when it mixes frames; or None.
         aux_losses: extra losses added to the LM loss (name them ``..._loss``; under mmengine a key
             without ``"loss"`` is renamed ``loss_<key>`` so that it is optimised, not only logged).
+        frame_logits: (B, T) how well each frame matches the prompt, from ``model.grounding``;
+            None without it.
     """
 
     tokens: torch.Tensor
     mask: torch.Tensor
     frame_index: Optional[torch.Tensor] = None
     aux_losses: dict[str, torch.Tensor] = field(default_factory=dict)
+    frame_logits: Optional[torch.Tensor] = None
 
 
 @dataclass

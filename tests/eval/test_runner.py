@@ -105,7 +105,7 @@ def test_vtg_eval_cli_writes_outputs_and_resumes(synth_dir, tmp_path, capsys):
     from vtgcore.config.loader import load_recipe
 
     overrides = [f"data.video_root={synth_dir}", "data.num_frames=4", "data.train.batch_size=2",
-                 "model.compressor.params.num_slots=4", "runner.train_cfg.max_iters=2", "runner.checkpoint_interval=2"]
+                 "runner.train_cfg.max_iters=2", "runner.checkpoint_interval=2"]
     recipe = "recipes/vtgllm/synth_tiny.yaml"
     build_runner(load_recipe(recipe, overrides), work_dir=str(tmp_path / "run")).train()
     ckpt = tmp_path / "run" / "checkpoints" / "iter_2"

@@ -114,7 +114,7 @@ def mix_recipe(synth_dir, second, *extra, ratios=(1, 1)):
     entries = (f"[{{name: a, annotation: {synth_dir}/train.json, ratio: {ratios[0]}, sources: [vtg-synth-mr]}}, "
                f"{{name: b, annotation: {second}/train.json, video_root: {second}, ratio: {ratios[1]}}}]")
     return load_recipe(RECIPE, [f"data.video_root={synth_dir}", "data.num_frames=4", "data.train.batch_size=2",
-                                "model.compressor.params.num_slots=4", "~data.train.annotation", "~data.train.sources",
+                                "~data.train.annotation", "~data.train.sources",
                                 f"data.train.datasets={entries}", *extra])
 
 

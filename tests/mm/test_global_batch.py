@@ -66,7 +66,7 @@ def test_build_runner_derives_accumulation_at_world_size_1(synth_dir, tmp_path):
     from vtgcore.mm.runner import build_runner
 
     rec = load_recipe(RECIPE, [f"data.video_root={synth_dir}", "data.num_frames=4", "data.train.batch_size=2",
-                               "model.compressor.params.num_slots=4", "runner.accumulate=null",
+                               "runner.accumulate=null",
                                "runner.global_batch_size=6", "runner.optimizer_steps=5", "~runner.train_cfg.max_iters"])
     runner = build_runner(rec, work_dir=str(tmp_path))
     assert runner.optim_wrapper["accumulative_counts"] == 3  # 6 / (2 x 1); built by train()

@@ -20,7 +20,7 @@ RECIPE = ROOT / "recipes" / "vtgllm" / "synth_tiny.yaml"
 
 def recipe(synth_dir, *extra):
     return load_recipe(RECIPE, [f"data.video_root={synth_dir}", "data.num_frames=4", "data.train.batch_size=2",
-                                "model.compressor.params.num_slots=4", "runner.train_cfg.max_iters=6",
+                                "runner.train_cfg.max_iters=6",
                                 "runner.warmup_iters=2", "runner.checkpoint_interval=2", "runner.log_interval=1", *extra])
 
 
@@ -67,10 +67,11 @@ def test_train_writes_safetensors_checkpoints_and_resumes_exactly(synth_dir, tmp
     assert set(saved) == set(full)  # only trainable weights are saved
     manifest = json.loads((tmp_path / "full" / "checkpoints" / "iter_6" / "manifest.json").read_text())
     assert manifest["iter"] == 6
-    # a run folder or its checkpoints folder stands for its last checkpoint
+    # a run folder, its checkpoints folder or the `last` pointer file stands for its last checkpoint
     from vtgcore.checkpoint import resolve_checkpoint
 
-    for given in (tmp_path / "full", tmp_path / "full" / "checkpoints", tmp_path / "full" / "checkpoints" / "iter_6"):
+    ckpts = tmp_path / "full" / "checkpoints"
+    for given in (tmp_path / "full", ckpts, ckpts / "last", ckpts / "iter_6"):
         assert resolve_checkpoint(given) == tmp_path / "full" / "checkpoints" / "iter_6"
 
 
@@ -138,7 +139,7 @@ def test_mmengine_native_config(synth_dir, tmp_path):
     from mmengine.runner import Runner
 
     cfg = Config.fromfile(str(ROOT / "configs" / "mmengine_synth_tiny.py"))
-    cfg.model.overrides = ["data.num_frames=4", "model.compressor.params.num_slots=4"]
+    cfg.model.overrides = ["data.num_frames=4"]
     cfg.train_dataloader.dataset.update(annotation=str(synth_dir / "train.json"), video_root=str(synth_dir), num_frames=4)
     cfg.train_dataloader.batch_size = 2
     cfg.train_cfg.max_iters = 2
@@ -173,7 +174,7 @@ def test_two_processes_gloo_end_with_identical_weights(synth_dir, tmp_path):
     script = tmp_path / "dist_train.py"
     script.write_text(DIST_SCRIPT)
     overrides = [f"data.video_root={synth_dir}", "data.num_frames=4", "data.train.batch_size=2",
-                 "model.compressor.params.num_slots=4", "runner.train_cfg.max_iters=3", "runner.checkpoint_interval=3"]
+                 "runner.train_cfg.max_iters=3", "runner.checkpoint_interval=3"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
            str(script), str(RECIPE), str(tmp_path), *overrides]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,

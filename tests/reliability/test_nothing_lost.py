@@ -101,7 +101,7 @@ def test_the_cli_reports_an_unwritable_output_folder_on_one_line(tmp_path, capsy
 
 def _train_argv(synth_dir: Path, work: Path, iters: int, *extra: str) -> list[str]:
     return ["train", str(SYNTH_TINY), f"data.video_root={synth_dir}", "data.num_frames=4", "data.train.batch_size=2",
-            "model.compressor.params.num_slots=4", f"runner.train_cfg.max_iters={iters}", "runner.warmup_iters=2",
+            f"runner.train_cfg.max_iters={iters}", "runner.warmup_iters=2",
             "runner.checkpoint_interval=2", "runner.log_interval=1", "--work-dir", str(work), *extra]
 
 
@@ -143,7 +143,7 @@ def test_a_crash_during_a_save_leaves_the_previous_checkpoint_and_resume_uses_it
     # the previous checkpoint is usable: eval and fine-tuning load it through the run folder
     from vtgcore import build_model, load_recipe
 
-    model, _ = build_model(load_recipe(SYNTH_TINY, [f"data.video_root={synth_dir}", "model.compressor.params.num_slots=4"]))
+    model, _ = build_model(load_recipe(SYNTH_TINY, [f"data.video_root={synth_dir}"]))
     assert load_checkpoint(model, work)["iter"] == 4
 
     resumed_from = []

@@ -328,7 +328,7 @@ def test_the_run_log_says_when_trust_remote_code_is_on(fake_from_pretrained, syn
     from vtgcore.config.loader import load_recipe
     from vtgcore.mm.runner import build_runner
 
-    overrides = [f"data.video_root={synth_dir}", "data.num_frames=4", "model.compressor.params.num_slots=4",
+    overrides = [f"data.video_root={synth_dir}", "data.num_frames=4",
                  f"experiment_name=trust_{tmp_path.name}", f"model.llm.params.path={tmp_path}",
                  "+model.llm.params.trust_remote_code=true"]
     with pytest.warns(UserWarning, match="trust_remote_code is on"):

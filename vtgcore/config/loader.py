@@ -178,6 +178,10 @@ def _check_values(merged: DictConfig, where: str, partial: bool) -> None:
     if merged.model.prompt.chat_template not in CHAT_TEMPLATES:
         raise RecipeError(f"{where}: model.prompt.chat_template is {merged.model.prompt.chat_template!r}; "
                           f"allowed: {', '.join(CHAT_TEMPLATES)}")
+    grounding = merged.model.grounding
+    if grounding.hidden < 1 or grounding.loss_weight < 0:
+        raise RecipeError(f"{where}: model.grounding needs hidden >= 1 and loss_weight >= 0, got "
+                          f"hidden={grounding.hidden}, loss_weight={grounding.loss_weight}")
 
 
 def apply_overrides(cfg: DictConfig, overrides: Sequence[str], root: Path) -> DictConfig:

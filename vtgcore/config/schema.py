@@ -64,12 +64,32 @@ class PromptSpec:
 
 
 @dataclass
+class GroundingSpec:
+    """Query-conditioned video tokens with a frame grounding loss (:mod:`vtgcore.grounding`).
+
+    Not part of VTG-LLM (off by default): the tiny synth recipe uses it because an LLM trained from
+    scratch does not learn to bind the query to the video tokens on its own.
+
+    Attributes:
+        enabled: gate the time-injected tokens by the prompt and score every frame.
+        hidden: width of the gate's bilinear product.
+        loss_weight: weight of the frame grounding loss (0: the gate trains only through the LM loss).
+    """
+
+    enabled: bool = False
+    hidden: int = 64
+    loss_weight: float = 1.0
+
+
+@dataclass
 class ModelSpec:
     """The six components and how they are joined.
 
     Attributes:
         video_token: placeholder text expanded to K ids.
         encoder_chunk_size: frames per encoder call (0: all at once).
+        prompt: prompt rendering.
+        grounding: optional query gate and frame grounding loss.
     """
 
     encoder: PluginSpec = field(default_factory=PluginSpec)
@@ -81,6 +101,7 @@ class ModelSpec:
     video_token: str = "<video>"
     encoder_chunk_size: int = 0
     prompt: PromptSpec = field(default_factory=PromptSpec)
+    grounding: GroundingSpec = field(default_factory=GroundingSpec)
 
 
 @dataclass

@@ -33,9 +33,11 @@ def _vtg(runner: Any) -> Any:
 
 
 def trainable_table(model: Any) -> str:
-    """A table of parameters and trainable parameters per component of a ``VTGModel``."""
+    """A table of parameters and trainable parameters per component of a ``VTGModel`` (and any
+    further module of it, such as ``grounding``)."""
     rows = []
-    for part in PARTS:
+    extra = [name for name, _ in model.vtg.named_children() if name not in PARTS]
+    for part in (*PARTS, *extra):
         params = list(getattr(model.vtg, part).parameters())
         total = sum(p.numel() for p in params)
         trainable = sum(p.numel() for p in params if p.requires_grad)

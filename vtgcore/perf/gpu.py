@@ -134,10 +134,11 @@ def _inference(model: Any, inputs: dict, new_tokens: int, repeats: int, device: 
     llm = model.llm
 
     def encode() -> Any:
-        return model.encode_video(inputs["frames"], inputs["timestamps"], inputs["frame_mask"])
+        return model.prepare_inputs(inputs["frames"], inputs["timestamps"], inputs["input_ids"],
+                                    inputs["attention_mask"], inputs["frame_mask"])
 
     with torch.no_grad():
-        embeds, mask = model.splice(inputs["input_ids"], inputs["attention_mask"], encode())
+        _, embeds, mask = encode()
 
     def prefill() -> Any:
         with llm._autocast(embeds):
