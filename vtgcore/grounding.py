@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from vtgcore.errors import ShapeError
+from vtgcore.processor import IGNORE_INDEX
 
 
 class QueryGate(nn.Module):
@@ -79,13 +80,13 @@ def window_targets(labels: torch.Tensor, timestamps: torch.Tensor, codec: Any,
     targets; the others (captions, highlight lists, no answer) are marked invalid.
 
     Shape:
-        labels: (B, S) with -100 outside the answers; timestamps: (B, T)
+        labels: (B, S) with ``IGNORE_INDEX`` outside the answers; timestamps: (B, T)
         -> targets (B, T) float, valid (B,) bool
     """
     targets = torch.zeros(timestamps.shape, dtype=torch.float32, device=timestamps.device)
     valid = torch.zeros(timestamps.shape[0], dtype=torch.bool, device=timestamps.device)
     for row in range(labels.shape[0]):
-        ids = labels[row][labels[row] != -100].tolist()
+        ids = labels[row][labels[row] != IGNORE_INDEX].tolist()
         times = codec.decode_ids(ids, tokenizer) if ids else []
         if len(times) == 2 and times[0] < times[1]:
             targets[row] = ((timestamps[row] >= times[0]) & (timestamps[row] <= times[1])).float()

@@ -10,6 +10,7 @@ from torch import nn
 from vtgcore.errors import PlaceholderMismatchError, ShapeError
 from vtgcore.grounding import QueryGate, grounding_loss, window_targets
 from vtgcore.interfaces import FrameEncoder, LanguageModel, Projector, TimeCodec, TimeEmbedding, TokenCompressor
+from vtgcore.processor import IGNORE_INDEX
 from vtgcore.types import VideoLLMOutput, VisualTokens
 
 
@@ -124,9 +125,16 @@ class VideoLLM(nn.Module):
         return visual
 
     def prompt_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                    labels: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+                    labels: Optional[torch.Tensor] = None,
+                    embeds: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The prompt's token embeddings and which of them the grounding gate pools: real tokens
         that are neither video placeholders, time tokens nor (with ``labels``) answer tokens.
+
+        Args:
+            input_ids: token ids with the video placeholders.
+            attention_mask: 1 for real tokens.
+            labels: target ids, ``IGNORE_INDEX`` outside the answers.
+            embeds: ``self.llm.embed(input_ids)`` when the caller has it already.
 
         Shape:
             input_ids, attention_mask, labels: (B, S) -> (B, S, D), (B, S) bool
@@ -135,12 +143,14 @@ class VideoLLM(nn.Module):
         if self.time_token_ids:
             mask &= ~torch.isin(input_ids, torch.tensor(self.time_token_ids, device=input_ids.device))
         if labels is not None:
-            mask &= labels == -100
-        return self.llm.embed(input_ids), mask
+            mask &= labels == IGNORE_INDEX
+        return (self.llm.embed(input_ids) if embeds is None else embeds), mask
 
-    def splice(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-               visual: VisualTokens) -> tuple[torch.Tensor, torch.Tensor]:
+    def splice(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, visual: VisualTokens,
+               embeds: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Replace the placeholder embeddings by the video tokens; mask tokens of padded frames.
+
+        ``embeds`` is ``self.llm.embed(input_ids)`` when the caller has it already.
 
         Raises:
             PlaceholderMismatchError: a row does not hold exactly K placeholder ids.
@@ -155,7 +165,7 @@ class VideoLLM(nn.Module):
             raise PlaceholderMismatchError(
                 f"each row needs exactly {k} video placeholder ids ({self.video_token!r}), found "
                 f"{counts.tolist()} for a batch of {visual.tokens.shape[0]} videos")
-        embeds = self.llm.embed(input_ids)
+        embeds = self.llm.embed(input_ids) if embeds is None else embeds
         embeds = embeds.masked_scatter(is_video.unsqueeze(-1), visual.tokens.to(embeds.dtype))
         attention_mask = attention_mask.clone()
         attention_mask[is_video] = visual.mask.reshape(-1).to(attention_mask.dtype)
@@ -173,7 +183,8 @@ class VideoLLM(nn.Module):
         """
         prompt = self.prompt_text(input_ids, attention_mask, labels) if self.grounding is not None else None
         visual = self.encode_video(frames, timestamps, frame_mask, prompt)
-        embeds, attention_mask = self.splice(input_ids, attention_mask, visual)
+        # the prompt's embeddings, when computed for the grounding gate, are the ones spliced into
+        embeds, attention_mask = self.splice(input_ids, attention_mask, visual, None if prompt is None else prompt[0])
         return visual, embeds, attention_mask
 
     def forward(self, frames: torch.Tensor, timestamps: torch.Tensor, input_ids: torch.Tensor,
