@@ -14,7 +14,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from vtgcore.errors import VTGError
 
@@ -120,9 +120,14 @@ def cmd_data_pretrain_encoder(args: argparse.Namespace) -> int:
 
     recipe = load_recipe(args.recipe, args.overrides)
     out = args.out or str(Path(args.synth_dir) / "encoder.safetensors")
-    bar = _progress("pre-training the encoder", unit="step")
-    report = pretrain_recipe_encoder(recipe, args.synth_dir, out, steps=args.steps,
-                                     progress=lambda step, steps, loss: bar(step, steps))
+    bars: dict[str, Any] = {}  # the bar opens when the steps start (after decoding), so its rate counts steps
+
+    def progress(step: int, steps: int, loss: float) -> None:
+        if "bar" not in bars:
+            bars["bar"] = _progress("pre-training the encoder", unit="step")
+        bars["bar"](step, steps)
+
+    report = pretrain_recipe_encoder(recipe, args.synth_dir, out, steps=args.steps, progress=progress)
     print(json.dumps(report, indent=2))
     print(f"load it with: model.encoder.checkpoint={out}")
     return 0

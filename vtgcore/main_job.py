@@ -121,8 +121,16 @@ def _pretrained_encoder(rec: Any, synth: Path, steps: int, log: Callable[[str], 
         return weights
     log(f"[2/5] pre-training the {spec['name']} encoder on VTG-Synth frames for {steps} steps")
     start = time.perf_counter()
-    report = pretrain_recipe_encoder(rec, synth, weights, steps=steps, progress=lambda step, total, loss: log(
-        f"  step {step}/{total}  loss {loss:.4f}  ({rate_text(step, total, time.perf_counter() - start, 'step')})"))
+
+    def progress(step: int, total: int, loss: float) -> None:
+        nonlocal start
+        if step == 0:  # the frames are decoded; the steps start now
+            log(f"  frames decoded in {time.perf_counter() - start:.1f} s")
+            start = time.perf_counter()
+            return
+        log(f"  step {step}/{total}  loss {loss:.4f}  ({rate_text(step, total, time.perf_counter() - start, 'step')})")
+
+    report = pretrain_recipe_encoder(rec, synth, weights, steps=steps, progress=progress)
     val = report["val"]
     log(f"  held-out patch labels: accuracy {val['accuracy']:.3f} (majority {val['majority']:.3f}), "
         f"recall {val['recall']:.3f}; {report['seconds']} s")

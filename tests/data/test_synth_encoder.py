@@ -71,10 +71,12 @@ def test_pretrain_learns_and_the_recipe_loads_the_weights(synth_dir, tmp_path):
 
     torch.manual_seed(0)
     encoder = TinyViT()
-    losses = []
+    calls = []
     report = pretrain_encoder(encoder, synth_dir, steps=60, batch_size=64, lr=3e-3,
-                              progress=lambda step, steps, loss: losses.append(loss))
-    assert report["steps"] == 60 and len(losses) == 2  # at step 50 and 60
+                              progress=lambda step, steps, loss: calls.append((step, steps, loss)))
+    # once when the steps start (frames decoded), then at step 50 and at the end
+    assert [(step, steps) for step, steps, _ in calls] == [(0, 60), (50, 60), (60, 60)]
+    assert np.isnan(calls[0][2]) and calls[-1][2] == report["final_loss"]
     assert report["final_loss"] < 0.2  # starts near log(2) = 0.69
     assert 0.0 <= report["val"]["recall"] <= 1.0 and report["val"]["majority"] > 0.5
 

@@ -267,6 +267,29 @@ def test_decord_and_pyav_agree(videos, name):
 
 
 @needs_decord
+@pytest.mark.parametrize("name", ["cfr", "vfr", "bframes"])
+@pytest.mark.parametrize("seek_gap,chunk_bytes", [(32, 64 << 20), (4, 64 << 20), (1, 64 << 20), (32, 3 * 40 * 40 * 5)])
+def test_decord_decodes_near_frames_through_with_the_same_frames(videos, name, seek_gap, chunk_bytes):
+    """Runs of near frames (gap <= seek_gap, chunks of at most chunk_bytes) give decord's own frames."""
+    import decord
+
+    indices = [50, 3, 3, 7, 8, 20, 89, 0, 60, 58]
+    frames, times = DecordReader(seek_gap=seek_gap, chunk_bytes=chunk_bytes).read(videos[name], indices, (40, 40))
+    raw = decord.VideoReader(str(videos[name]), ctx=decord.cpu(0), width=40, height=40)
+    for row, index in enumerate(indices):  # one frame at a time: decord's plain seeking read
+        np.testing.assert_array_equal(frames[row].permute(1, 2, 0).numpy(), raw[index].asnumpy())
+    assert decode_frame_ids(frames) == indices
+    np.testing.assert_allclose(times.numpy(), raw.get_frame_timestamp(indices)[:, 0], atol=0)
+
+
+def test_decord_reader_refuses_bad_settings():
+    with pytest.raises(ValueError, match="seek_gap and chunk_bytes"):
+        DecordReader(seek_gap=0)
+    with pytest.raises(ValueError, match="seek_gap and chunk_bytes"):
+        DecordReader(chunk_bytes=0)
+
+
+@needs_decord
 @pytest.mark.xfail(strict=True, reason="decord 0.6.0 returns frames one GOP late for MPEG-TS with B-frames")
 def test_decord_mpegts_with_bframes(tmp_path):
     path = write_test_video(tmp_path / "b.ts", num_frames=60, codec="libx264", codec_options={"bf": "2"})

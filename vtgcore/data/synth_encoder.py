@@ -63,13 +63,13 @@ def patch_targets(labels: np.ndarray, colours: list[str], shapes: list[str], gri
     f, h, w = labels.shape
     if h % grid or w % grid:
         raise SynthError(f"frame size {h}x{w} is not a multiple of the {grid}x{grid} token grid")
-    cover = np.zeros((f, h, w, len(LABELS)), dtype=np.float32)
+    fraction = np.zeros((f, grid * grid, len(LABELS)), dtype=np.float32)
     for k, (colour, shape) in enumerate(zip(colours, shapes)):
-        owned = labels == k
-        cover[..., LABELS.index(colour)] += owned
-        cover[..., LABELS.index(shape)] += owned
-    fraction = cover.reshape(f, grid, h // grid, grid, w // grid, -1).mean(axis=(2, 4))
-    return np.minimum(1.0, fraction.reshape(f, grid * grid, -1) / FULL_FRACTION).astype(np.float32)
+        # the share of each patch that event k owns; each pixel has one owner, so shares add up
+        owned = (labels == k).reshape(f, grid, h // grid, grid, w // grid).mean(axis=(2, 4), dtype=np.float32)
+        fraction[..., LABELS.index(colour)] += owned.reshape(f, grid * grid)
+        fraction[..., LABELS.index(shape)] += owned.reshape(f, grid * grid)
+    return np.minimum(1.0, fraction / FULL_FRACTION).astype(np.float32)
 
 
 def load_frames(synth_dir: str | Path, split: str, *, image_size: int, grid: int, frame_stride: int = 2,
@@ -162,7 +162,9 @@ def pretrain_encoder(encoder: nn.Module, synth_dir: str | Path, *, steps: int = 
         frame_stride: keep every n-th frame of each video.
         reader: video reader name.
         seed: seed of the head's initialisation and the batch draws.
-        progress: called as ``progress(step, steps, loss)`` every 50 steps and at the end.
+        progress: called as ``progress(step, steps, loss)`` every 50 steps and at the end, and as
+            ``progress(0, steps, nan)`` once the frames are decoded, when the steps start (so
+            that rates and times left count the steps only).
 
     Returns:
         ``{"steps", "train_frames", "final_loss", "val", "seconds"}``; ``val`` is
@@ -189,6 +191,8 @@ def pretrain_encoder(encoder: nn.Module, synth_dir: str | Path, *, steps: int = 
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     encoder.train()
     loss_value = float("nan")
+    if progress is not None:
+        progress(0, steps, loss_value)
     for step in range(1, steps + 1):
         pick = torch.randint(0, len(frames), (min(batch_size, len(frames)),), generator=generator)
         logits = head(encoder(frames[pick]))  # (B, L, C)
