@@ -197,7 +197,7 @@ class VideoLLM(nn.Module):
             timestamps: seconds of every frame.
             input_ids: prompt and answer ids with K video placeholders per row.
             attention_mask: 1 for real tokens.
-            labels: target ids, -100 where no loss is taken.
+            labels: target ids, ``IGNORE_INDEX`` (-100) where no loss is taken.
             frame_mask: True for real frames.
             return_logits: False lets an LLM that supports it (``hf_causal_lm``) compute the head
                 only where a label is predicted (training: same loss, no (B, S, V) logits).
