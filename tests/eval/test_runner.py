@@ -58,6 +58,25 @@ def test_broken_video_is_a_scored_miss(tiny, synth_dir, tmp_path):
     metrics = R.evaluate_set(model, proc, R.EvalSet("mr", str(path)), tmp_path / "out", frames=_frames(model),
                              video_root=synth_dir, batch_size=4, generation=GenerationConfig(max_new_tokens=4))
     assert metrics["video_errors"] == 1 and metrics["count"] == len(gt["annotations"])
+    # the broken video generated nothing: not a parse failure of the model's output
+    assert metrics["item_errors"] == 1 and metrics["parse_total"] == len(gt["annotations"]) - 1
+
+
+def test_item_errors_are_misses_not_parse_failures(tmp_path):
+    from vtgcore.data.formats import load_eval
+
+    gt = {"annotations": [{"image_id": f"{k}.mp4", "caption": "x", "timestamp": [0, 10], "id": k} for k in (1, 2, 3)]}
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    items = load_eval(str(tmp_path / "gt.json"), "charades")
+    for item in items:
+        item.duration = 20.0
+    rows = {items[0].id: {"text": "0.0 - 10.0 seconds."},       # parsed, IoU 1
+            items[1].id: {"text": "no times here"},             # a parse failure
+            items[2].id: {"text": "", "error": "cannot read", "error_kind": "video"}}
+    metrics, predictions = R.score("mr", items, rows)
+    assert (metrics["parse_total"], metrics["parse_failures"], metrics["parse_failure_rate"]) == (2, 1, 0.5)
+    assert metrics["item_errors"] == metrics["video_errors"] == 1
+    assert metrics["R1@0.5"] == pytest.approx(100 / 3) and predictions[items[2].id]["timestamp"] == []
 
 
 def test_vtg_metrics_cli_json(tmp_path, capsys):

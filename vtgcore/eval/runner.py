@@ -247,8 +247,10 @@ def score(task: str, items: Sequence[Any], rows: dict[str, dict[str, Any]], *,
     """Parse every generation and compute the task's metrics.
 
     Returns:
-        ``(metrics, predictions)``: metrics in percent plus parse-failure counts; predictions in
-        the original VTG-LLM file format of the task.
+        ``(metrics, predictions)``: metrics in percent plus parse-failure counts (over the items
+        that were generated; an item that failed before generating, e.g. an unreadable video, is a
+        miss in the metrics and counted in ``item_errors``); predictions in the original VTG-LLM
+        file format of the task.
     """
     from vtgcore.eval import metrics as M
     from vtgcore.eval.parsers import ParseStats, parse
@@ -257,6 +259,9 @@ def score(task: str, items: Sequence[Any], rows: dict[str, dict[str, Any]], *,
     parsed: dict[str, Any] = {}
     for item in items:
         row = rows[item.id]
+        if row.get("error"):  # nothing was generated: a scored miss, counted in item_errors, not a parse failure
+            parsed[item.id] = None
+            continue
         result = parse(task, row.get("text", ""), duration=_duration(item, row), legacy=legacy_parser)
         stats.add(result)
         parsed[item.id] = result.value if result.ok else None
