@@ -41,15 +41,19 @@ def test_example_package_is_installed_listed_used_in_a_recipe_and_passes_its_con
     assert (row["provider"], row["version"]) == (project["name"], project["version"]) == ("vtg-plugin-example", "0.1.0")
     assert row["description"].startswith("average every `stride` frames")
 
-    # the package's component file, dropped into a copy of the recipes tree, selects it by group swap
-    recipes = tmp_path / "recipes"
-    shutil.copytree(ROOT / "recipes", recipes)
-    component = recipes / "components" / "compressor" / "strided_pool_2x4.yaml"
-    shutil.copy(EXAMPLE / "components" / "compressor" / "strided_pool_2x4.yaml", component)
-    checked = _run([*vtg, "recipe", "validate", str(component)], env, ROOT)
+    # the component file the package ships (installed as package data) selects it by group swap,
+    # with nothing copied into the recipes tree; a blocked plugin ships nothing
+    shipped = site / "vtg_plugin_example" / "components" / "compressor" / "strided_pool_2x4.yaml"
+    assert shipped.is_file()
+    recipes = ROOT / "recipes"
+    assert not (recipes / "components" / "compressor" / "strided_pool_2x4.yaml").exists()
+    checked = _run([*vtg, "recipe", "validate", str(shipped)], env, ROOT)
     assert checked.returncode == 0 and checked.stdout.startswith("ok"), checked.stdout + checked.stderr
-    blocked = _run([*vtg, "recipe", "validate", str(component)], {**env, "VTG_BLOCK_PLUGINS": "vtg_plugin_example"}, ROOT)
-    assert blocked.returncode == 1 and "unknown compressor plugin 'strided_pool'" in blocked.stdout
+    shown = _run([*vtg, "recipe", "show", str(recipes / "debug" / "tiny.yaml"), "compressor=strided_pool_2x4"], env, ROOT)
+    assert shown.returncode == 0 and "name: strided_pool" in shown.stdout, shown.stdout + shown.stderr
+    blocked = _run([*vtg, "recipe", "show", str(recipes / "debug" / "tiny.yaml"), "compressor=strided_pool_2x4"],
+                   {**env, "VTG_BLOCK_PLUGINS": "vtg_plugin_example"}, ROOT)
+    assert blocked.returncode != 0 and "no compressor option 'strided_pool_2x4'" in blocked.stdout + blocked.stderr
 
     # build the model from the recipe and train it: tiny.yaml has 8 frames of L = 4 tokens,
     # so K = ceil(8 / 2) * min(4, 4) = 16 (slot_8, the recipe's own compressor, gives 8)

@@ -2,7 +2,9 @@
 
 import importlib.metadata
 import json
+import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -161,3 +163,82 @@ def test_cli_broken_plugin_is_one_line(fake_plugins, capsys):
     assert cli.main(["plugins"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "vtg_broken" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------------------------------------
+# components shipped by plugin packages
+
+
+@pytest.fixture
+def shipping_packages(tmp_path, monkeypatch):
+    """Install fake plugin *packages* (folders with ``__init__.py``) that ship component files."""
+    import vtgcore.catalog as catalog_module
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    dists = []
+
+    def add(package, components, dist_name):
+        folder = tmp_path / package
+        folder.mkdir()
+        (folder / "__init__.py").write_text("")  # no hooks needed: it only ships components
+        for rel, text in components.items():
+            (folder / "components" / rel).parent.mkdir(parents=True, exist_ok=True)
+            (folder / "components" / rel).write_text(text)
+        dists.append(FakeDist(dist_name, "0.1.0", [(package, package)]))
+        monkeypatch.delitem(sys.modules, package, raising=False)  # not the same name from another test's folder
+        monkeypatch.setattr(catalog_module, "_DEFAULT", None)  # the next recipe load sees the new set
+
+    monkeypatch.setattr(importlib.metadata, "distributions", lambda: list(dists))
+    for var in ("VTG_LOAD_PLUGINS", "VTG_BLOCK_PLUGINS", "VTG_DISABLE_PLUGIN_AUTOLOAD"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(catalog_module, "_DEFAULT", None)
+    return add
+
+
+POOL_2 = "name: mean_pool\nparams: {tokens_per_frame: 2}\n"
+POOL_3 = "name: mean_pool\nparams: {tokens_per_frame: 3}\n"
+
+
+def test_a_plugin_package_ships_a_component_that_recipes_select(shipping_packages, tmp_path):
+    from vtgcore.config.loader import load_recipe, options
+
+    shipping_packages("pkg_a", {"compressor/pool_two.yaml": POOL_2}, "vtg-a")
+    found = Catalog().component_dirs()
+    assert [(p.package, p.version, folder) for p, folder in found] == [("vtg-a", "0.1.0", tmp_path / "pkg_a" / "components")]
+    recipe = load_recipe("recipes/debug/tiny.yaml", ["compressor=pool_two"])
+    assert recipe.model.compressor.name == "mean_pool" and recipe.model.compressor.params.tokens_per_frame == 2
+    assert "pool_two" in options(Path("recipes"), "compressor") and "slot_8" in options(Path("recipes"), "compressor")
+    assert "pool_two" not in options(Path("recipes"), "compressor", plugins=False)
+
+
+def test_the_recipes_tree_wins_and_two_shipping_packages_are_ambiguous(shipping_packages, tmp_path):
+    import shutil
+
+    from vtgcore.config.loader import load_recipe
+    from vtgcore.errors import RecipeError
+
+    shipping_packages("pkg_a", {"compressor/pool.yaml": POOL_2, "compressor/identity.yaml": POOL_2}, "vtg-a")
+    shipping_packages("pkg_b", {"compressor/pool.yaml": POOL_3}, "vtg-b")
+    with pytest.raises(RecipeError, match=r"compressor option 'pool' is shipped by several plugin packages "
+                                          r"\(vtg-a: .*pkg_a.*, vtg-b: .*pkg_b.*\); copy the one you mean into"):
+        load_recipe("recipes/debug/tiny.yaml", ["compressor=pool"])
+    # the built-in recipes tree's identity.yaml is used, not pkg_a's
+    assert load_recipe("recipes/debug/tiny.yaml", ["compressor=identity"]).model.compressor.name == "identity"
+    # a copy in the recipes tree settles the ambiguity
+    recipes = tmp_path / "recipes"
+    shutil.copytree("recipes", recipes)
+    (recipes / "components" / "compressor" / "pool.yaml").write_text(POOL_3)
+    assert load_recipe(recipes / "debug" / "tiny.yaml", ["compressor=pool"]).model.compressor.params.tokens_per_frame == 3
+    with pytest.raises(RecipeError, match=r"no compressor option 'nope' \(looked for .* and in the plugin packages\); "
+                                          r"available: .*pool"):
+        load_recipe("recipes/debug/tiny.yaml", ["compressor=nope"])
+
+
+def test_blocked_packages_ship_no_components(shipping_packages, monkeypatch):
+    from vtgcore.config.loader import load_recipe
+    from vtgcore.errors import RecipeError
+
+    shipping_packages("pkg_a", {"compressor/pool_two.yaml": POOL_2}, "vtg-a")
+    monkeypatch.setenv("VTG_BLOCK_PLUGINS", "vtg-a")
+    with pytest.raises(RecipeError, match="no compressor option 'pool_two'"):
+        load_recipe("recipes/debug/tiny.yaml", ["compressor=pool_two"])

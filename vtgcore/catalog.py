@@ -6,6 +6,7 @@ import dataclasses
 import difflib
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
+from pathlib import Path
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -60,6 +61,24 @@ class Catalog:
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
                 provider = self.providers[impl.plugin_name]
                 impl.function(register=self._registrar(kind, provider))
+
+    def component_dirs(self) -> list[tuple[Provider, Path]]:
+        """``components/`` folders shipped by the loaded third-party plugins, in loading order.
+
+        A plugin package may ship recipe component files beside its module:
+        ``<module folder>/components/<group>/<option>.yaml``. The recipe loader looks there when the
+        recipes tree has no such option (see :func:`vtgcore.config.loader.load_component`).
+        """
+        found: list[tuple[Provider, Path]] = []
+        for name, provider in self.providers.items():
+            module = self.pm.get_plugin(name)
+            file = getattr(module, "__file__", None)
+            if provider.package == "vtgcore" or not file:
+                continue
+            folder = Path(file).parent / "components"
+            if folder.is_dir() and all(folder != known for _, known in found):
+                found.append((provider, folder))
+        return found
 
     def _registrar(self, kind: str, provider: Provider) -> Callable[..., None]:
         def register(name: str, factory: Callable[..., Any], *, config: type | None = None,

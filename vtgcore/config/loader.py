@@ -57,14 +57,29 @@ def _read_yaml(path: Path) -> DictConfig:
     return cfg
 
 
-def options(root: Path, group: str) -> list[str]:
-    """Option names available for ``group`` under ``root``."""
-    folder = root / COMPONENTS_DIR / group
-    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+def _plugin_component_dirs() -> list[tuple[str, Path]]:
+    """``(package, components folder)`` of the loaded third-party plugins that ship components."""
+    from vtgcore.catalog import default_catalog
+
+    return [(provider.package, folder) for provider, folder in default_catalog().component_dirs()]
+
+
+def options(root: Path, group: str, plugins: bool = True) -> list[str]:
+    """Option names available for ``group``: under ``root``, then (``plugins``) those shipped by
+    third-party plugin packages (see :func:`load_component`)."""
+    folders = [root / COMPONENTS_DIR / group]
+    if plugins:
+        folders += [folder / group for _, folder in _plugin_component_dirs()]
+    return sorted({p.stem for folder in folders if folder.is_dir() for p in folder.glob("*.yaml")})
 
 
 def load_component(root: Path, group: str, option: str, where: str) -> DictConfig:
-    """Read ``<root>/components/<group>/<option>.yaml``."""
+    """Read ``<root>/components/<group>/<option>.yaml``, or else the one a plugin package ships.
+
+    Plugin packages may ship components beside their module (``<module folder>/components/
+    <group>/<option>.yaml``; :meth:`vtgcore.catalog.Catalog.component_dirs`). The recipes tree
+    wins; an option that only plugin packages ship must come from exactly one of them.
+    """
     if group not in GROUPS:
         raise RecipeError(f"{where}: unknown group {group!r}; groups: {', '.join(GROUPS)}")
     option = str(option)
@@ -73,8 +88,16 @@ def load_component(root: Path, group: str, option: str, where: str) -> DictConfi
                           f"{root / COMPONENTS_DIR / group} (no paths); available: {', '.join(options(root, group)) or '(none)'}")
     path = root / COMPONENTS_DIR / group / f"{option}.yaml"
     if not path.is_file():
-        raise RecipeError(f"{where}: no {group} option {option!r} (looked for {path}); "
-                          f"available: {', '.join(options(root, group)) or '(none)'}")
+        shipped = [(package, folder / group / f"{option}.yaml") for package, folder in _plugin_component_dirs()
+                   if (folder / group / f"{option}.yaml").is_file()]
+        if len(shipped) > 1:
+            raise RecipeError(f"{where}: {group} option {option!r} is shipped by several plugin packages ("
+                              + ", ".join(f"{package}: {file}" for package, file in shipped)
+                              + f"); copy the one you mean into {root / COMPONENTS_DIR / group}")
+        if not shipped:
+            raise RecipeError(f"{where}: no {group} option {option!r} (looked for {path} and in the plugin "
+                              f"packages); available: {', '.join(options(root, group)) or '(none)'}")
+        path = shipped[0][1]
     node = _read_yaml(path)
     if "defaults" in node:
         raise RecipeError(f"{path}: component files cannot have a defaults list")
