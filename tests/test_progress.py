@@ -44,6 +44,10 @@ def test_bar_shows_rate_eta_and_counts_and_is_silent_when_quiet(monkeypatch):
     text = out.getvalue()
     assert "encoding videos" in text and "4/4" in text and BAR.search(text), text
     assert "frames=400 (" in text and text.endswith("\n")  # the last state is kept in a log
+    # one state per line, no carriage returns or padding: a log reads line by line
+    lines = text.splitlines()
+    assert "\r" not in text and lines and all(line.startswith("encoding videos") for line in lines), text
+    assert lines[-1].rstrip() == lines[-1] and "4/4" in lines[-1] and "0/4" in lines[0]
     set_quiet(True)
     out = io.StringIO()
     progress = bar("encoding videos", file=out)

@@ -61,6 +61,28 @@ def close_bars() -> None:
         _OPEN.pop().close()
 
 
+class _Lines:
+    """A stream for tqdm on a log or pipe: every redraw (``"\\r" + state``) becomes a line of its own.
+
+    tqdm moves back to the start of the line with a carriage return before each redraw; in a file
+    that leaves all states on one line. This writes each state as a line (without tqdm's padding)
+    and drops tqdm's closing newline, which would otherwise repeat nothing.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        for part in text.split("\r"):
+            line = part.rstrip(" ")
+            if line.strip():
+                self.stream.write(line if line.endswith("\n") else line + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
 def bar(desc: str, unit: str = "video", file: Optional[TextIO] = None) -> Progress:
     """A tqdm progress callback ``progress(done, total, **counts)`` on stderr.
 
@@ -68,7 +90,7 @@ def bar(desc: str, unit: str = "video", file: Optional[TextIO] = None) -> Progre
     every running count given as a keyword with its own rate (``frames=12000`` shows
     ``frames=12000 (850/s)``), and closes when ``done >= total``. On a terminal it redraws every
     0.1 s and disappears when finished; otherwise (a log, a pipe) it writes a line at most every
-    10 s and keeps the last one. Rates count from the call of ``bar``, so create it just before
+    10 s, each state on a line of its own (no carriage returns), and keeps the last one. Rates count from the call of ``bar``, so create it just before
     the work starts (the first update usually comes after the first item). Quiet: does nothing.
 
     Args:
@@ -86,7 +108,7 @@ def bar(desc: str, unit: str = "video", file: Optional[TextIO] = None) -> Progre
         if state["bar"] is None:
             stream = file or sys.stderr
             tty = hasattr(stream, "isatty") and stream.isatty()
-            state["bar"] = tqdm(total=total, desc=desc, unit=unit, file=stream, leave=not tty,
+            state["bar"] = tqdm(total=total, desc=desc, unit=unit, file=stream if tty else _Lines(stream), leave=not tty,
                                 mininterval=0.1 if tty else 10.0, dynamic_ncols=tty)
             state["bar"].start_t = state["wall"]  # tqdm's clock (time.time) from the start of the work
             _OPEN.append(state["bar"])
