@@ -88,8 +88,8 @@ def load_component(root: Path, group: str, option: str, where: str) -> DictConfi
                           f"{root / COMPONENTS_DIR / group} (no paths); available: {', '.join(options(root, group)) or '(none)'}")
     path = root / COMPONENTS_DIR / group / f"{option}.yaml"
     if not path.is_file():
-        shipped = [(package, folder / group / f"{option}.yaml") for package, folder in _plugin_component_dirs()
-                   if (folder / group / f"{option}.yaml").is_file()]
+        candidates = [(package, folder / group / path.name) for package, folder in _plugin_component_dirs()]
+        shipped = [(package, file) for package, file in candidates if file.is_file()]
         if len(shipped) > 1:
             raise RecipeError(f"{where}: {group} option {option!r} is shipped by several plugin packages ("
                               + ", ".join(f"{package}: {file}" for package, file in shipped)

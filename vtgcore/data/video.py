@@ -295,8 +295,9 @@ class DecordReader(VideoReader):
       and it cannot open VFR MPEG-TS. Use :class:`PyAVReader` for ``.ts`` files;
     * it bundles an old libvpx that, once decord is imported, breaks PyAV's libvpx *encoder*;
     * ``get_batch`` with indices that are not consecutive seeks before every frame, even when the
-      next one is a few frames on: 16 frames of a 140-frame VTG-Synth video took twice as long as
-      decoding all 140. So frames closer than ``seek_gap`` to the previous one are decoded
+      next one is a few frames on: reading 16 frames of a 140-frame VTG-Synth video took 1.5x as
+      long as decoding all 140 (one thread, quiet machine; more under load). So frames at most
+      ``seek_gap`` after the previous one are decoded
       through (``get_batch`` of a consecutive run, in chunks of at most ``chunk_bytes``) and
       only the requested ones kept; the frames are the same.
 
