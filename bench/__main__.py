@@ -1,7 +1,7 @@
-"""``python -m bench``: the benchmark suite (:mod:`vtgcore.perf.suite`; ``--help`` for options)."""
+"""``python -m bench``: the benchmark suite (:mod:`vtgcore.apps.perf.suite`; ``--help`` for options)."""
 
 import sys
 
-from vtgcore.perf.suite import main
+from vtgcore.apps.perf.suite import main
 
 sys.exit(main())

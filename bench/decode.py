@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from vtgcore.data import video as video_io
-from vtgcore.testing.videos import decode_frame_ids, write_test_video
+from vtgcore.data.pattern_videos import decode_frame_ids, write_test_video
 
 
 def naive_pyav_read(path: Path, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,5 +1,5 @@
 """First-party vtgcore plugins (import package ``vtgcore_plugins``, folder ``plugins/``).
 
 Each module is one plugin with its ``@hookimpl`` at the bottom; they are registered from
-:data:`vtgcore.plugins.BUILTIN_PLUGINS`, exactly as third-party packages are.
+:data:`vtgcore.plugin_loader.BUILTIN_PLUGINS`, exactly as third-party packages are.
 """

@@ -59,7 +59,7 @@ def tiny_run(synth_dir, tmp_path_factory) -> Path:
 def tiny_pipe(tiny_run):
     """:func:`vtgcore.load_pipeline` on :func:`tiny_run` (CPU, greedy, at most 48 new tokens)."""
     from vtgcore.eval.generate import GenerationConfig
-    from vtgcore.pipeline import load_pipeline
+    from vtgcore.apps.pipeline import load_pipeline
 
     return load_pipeline(tiny_run, generation=GenerationConfig(max_new_tokens=48))
 

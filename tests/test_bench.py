@@ -13,7 +13,7 @@ ROWS = {
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
-    from vtgcore.cli import main
+    from vtgcore.apps.cli import main
 
     out = tmp_path_factory.mktemp("bench") / "bench.json"
     assert main(["bench", "--quick", "--json", str(out)]) == 0
@@ -59,7 +59,7 @@ def test_json_keys(quick):
 
 
 def test_table_printed(quick):
-    from vtgcore.perf.suite import format_table
+    from vtgcore.apps.perf.suite import format_table
 
     table = format_table(quick)
     assert table.splitlines()[0].split()[:3] == ["section", "measurement", "baseline"]

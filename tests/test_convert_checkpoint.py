@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from vtgcore import build_model, load_recipe
 from vtgcore.checkpoint import load_checkpoint
-from vtgcore.cli import main
+from vtgcore.apps.cli import main
 from vtgcore_plugins.encoders.eva_vit_g_qformer import EvaViTGQFormer, module_to_lavis_key
 
 ENCODER = dict(image_size=28, patch_size=14, vit_width=48, vit_depth=2, vit_heads=2, num_query_tokens=4,
@@ -58,7 +58,7 @@ def recipe_path(root, tmp_path):
 
 
 def base_vocab() -> int:
-    from vtgcore.testing.tiny import build_tiny_tokenizer
+    from vtgcore.data.tiny_tokenizers import build_tiny_tokenizer
 
     return len(build_tiny_tokenizer())
 

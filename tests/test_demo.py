@@ -4,9 +4,9 @@ the page in a real headless Chromium in tests/test_demo_browser.py."""
 
 import re
 
-from vtgcore import demo
-from vtgcore.demo import NO_MODEL, answer, timeline_html
-from vtgcore.pipeline import Grounding
+from vtgcore.apps import demo
+from vtgcore.apps.demo import NO_MODEL, answer, timeline_html
+from vtgcore.apps.pipeline import Grounding
 
 
 

@@ -54,7 +54,7 @@ def server(tiny_run, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False",
            "GRADIO_TEMP_DIR": str(tmp_path / "gradio"), "HF_HUB_OFFLINE": "1"}
     log = (tmp_path / "demo.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "vtgcore.cli", "demo", "--run", str(tiny_run), "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "vtgcore.apps.cli", "demo", "--run", str(tiny_run), "--port", str(port),
                              "--max-upload-mb", "1", "--max-duration", "30", "--max-new-tokens", "48"],
                             stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/"
@@ -124,8 +124,8 @@ def test_demo_page_grounds_an_uploaded_video(server, browser, synth_dir, tiny_ru
     from selenium.webdriver.support.ui import WebDriverWait
 
     from vtgcore.eval.generate import GenerationConfig
-    from vtgcore.pipeline import load_pipeline
-    from vtgcore.testing.videos import write_test_video
+    from vtgcore.apps.pipeline import load_pipeline
+    from vtgcore.data.pattern_videos import write_test_video
 
     url, port = server
     assert _listening_addresses(port) == {"0100007F"}, "binds to 127.0.0.1 only by default"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from vtgcore import hookspecs
 from vtgcore.catalog import Catalog
-from vtgcore.cli import build_parser
-from vtgcore.plugins import Provider
+from vtgcore.apps.cli import build_parser
+from vtgcore.plugin_loader import Provider
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -130,7 +130,7 @@ def _options(parser: argparse.ArgumentParser) -> set[str]:
 
 
 def command_lines() -> list[tuple[str, str]]:
-    """(where, command) for every `vtg ...` or `torchrun ... -m vtgcore.cli ...` in the docs and recipe comments."""
+    """(where, command) for every `vtg ...` or `torchrun ... -m vtgcore.apps.cli ...` in the docs and recipe comments."""
     found = []
     sources = [(p, p.read_text()) for p in PAGES]
     sources += [(p, "\n".join(line.lstrip("# ") for line in p.read_text().splitlines() if line.lstrip().startswith("#")))

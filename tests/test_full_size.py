@@ -95,7 +95,7 @@ def test_llama2_7b_with_time_tokens_and_lora_on_meta():
 def test_vision_to_llm_side_at_paper_size_on_meta():
     from vtgcore_plugins.compressors.slot import SlotCompressor
     from vtgcore_plugins.projectors.linear import LinearProjector
-    from vtgcore_plugins.time_encodings.abs_second_table import AbsSecondTable
+    from vtgcore_plugins.time_embeddings.abs_second_table import AbsSecondTable
 
     with torch.device("meta"):
         table = AbsSecondTable(768, max_seconds=8192, max_frames=96, out_of_range="clamp")  # no range check on meta

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from vtgcore import cli
-from vtgcore.main_job import KEYS
+from vtgcore.apps import cli
+from vtgcore.apps.main_job import KEYS
 
 
 @pytest.mark.slow

@@ -4,7 +4,7 @@ recipe built on the meta device has the shapes the arithmetic assumes."""
 import pytest
 import torch
 
-from vtgcore.perf import floors as F
+from vtgcore.apps.perf import floors as F
 
 
 def test_eva_vit_g_flops_per_frame_by_hand():
@@ -78,7 +78,7 @@ def test_weights_of_the_paper_model_and_the_16gb_budget():
 
 def test_real_shape_recipe_on_meta_has_the_paper_shapes():
     from vtgcore.build import build_model
-    from vtgcore.perf.gpu import model_shape, real_shape_recipe
+    from vtgcore.apps.perf.gpu import model_shape, real_shape_recipe
 
     recipe = real_shape_recipe("paper")
     with torch.device("meta"):

@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from vtgcore import cli
+from vtgcore.apps import cli
 from vtgcore.errors import VideoReadError, VTGError
 from vtgcore.eval.generate import GenerationConfig
-from vtgcore.pipeline import Captions, Grounding, Highlights, clock, highlight_windows, load_pipeline, pick_device
+from vtgcore.apps.pipeline import Captions, Grounding, Highlights, clock, highlight_windows, load_pipeline, pick_device
 
 GEN = GenerationConfig(max_new_tokens=48)
 QUERIES = ["the red square moves to the left", "the white diamond shrinks", "a shape moves up"]

@@ -6,8 +6,8 @@ import statistics
 import pytest
 from PIL import Image
 
-from vtgcore import cli, plots
-from vtgcore.sweep import summarize, write_results
+from vtgcore.apps import cli, plots
+from vtgcore.apps.sweep import summarize, write_results
 
 
 def _png(path):
@@ -138,7 +138,7 @@ def _fake_run(tmp_path, video_root):
 
 
 def test_run_timeline_data_from_the_run_files(tmp_path):
-    from vtgcore.testing.videos import write_test_video
+    from vtgcore.data.pattern_videos import write_test_video
 
     videos = tmp_path / "videos"
     videos.mkdir()

@@ -31,7 +31,7 @@ def test_example_package_is_installed_listed_used_in_a_recipe_and_passes_its_con
     assert install.returncode == 0, install.stdout + install.stderr
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])),
            "OMP_NUM_THREADS": "1"}
-    vtg = [sys.executable, "-m", "vtgcore.cli"]
+    vtg = [sys.executable, "-m", "vtgcore.apps.cli"]
     project = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["project"]
 
     listed = _run([*vtg, "plugins", "--json"], env, ROOT)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vtgcore import cli
+from vtgcore.apps import cli
 from vtgcore.catalog import Catalog
 from vtgcore.errors import ConfigValidationError, PluginError, UnknownPluginError
 from vtgcore.hookspecs import KINDS

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from vtgcore import cli
-from vtgcore.progress import RunLog, bar, rate_text, set_quiet
+from vtgcore.apps import cli
+from vtgcore.utils.progress import RunLog, bar, rate_text, set_quiet
 
 BAR = re.compile(r"\d+/\d+ \[[0-9:]+<[0-9:?]+, +[0-9.?]+ ?\w+/s")
 """A tqdm line: done/total [elapsed<left, rate unit/s]."""

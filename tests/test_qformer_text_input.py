@@ -9,8 +9,8 @@ import torch
 from vtgcore.errors import CheckpointError, ConfigValidationError, ShapeError
 from vtgcore.interfaces import FrameEncoder
 from vtgcore_plugins.encoders.eva_vit_g_qformer import EvaViTGQFormer, lavis_ignore_reason, module_to_lavis_key
-from vtgcore_plugins.time_encodings.absolute_time_tokens import TIME_TOKENS, AbsoluteTimeTokens
-from vtgcore_plugins.time_encodings.plain_digits import PlainDigits
+from vtgcore_plugins.time_codecs.absolute_time_tokens import TIME_TOKENS, AbsoluteTimeTokens
+from vtgcore_plugins.time_codecs.plain_digits import PlainDigits
 
 TINY = dict(image_size=28, patch_size=14, vit_width=48, vit_depth=2, vit_heads=2, num_query_tokens=4,
             qformer_hidden=32, qformer_layers=2, qformer_heads=2, qformer_intermediate=64,
@@ -216,7 +216,7 @@ def test_feature_cache_matches_the_direct_path_and_keys_on_the_text(text_model, 
     from vtgcore.data.feature_cache import FeatureCache
     from vtgcore.data.transforms import normalize
     from vtgcore.data.video import read_clip
-    from vtgcore.testing.videos import write_test_video
+    from vtgcore.data.pattern_videos import write_test_video
 
     model, _ = text_model
     model.encoder.requires_grad_(False)

@@ -33,7 +33,7 @@ def test_missing_bitsandbytes_is_named(monkeypatch):
 
 
 def test_quantization_needs_weights_from_a_path():
-    from vtgcore.testing.tiny import TINY_LLAMA
+    from vtgcore.data.tiny_tokenizers import TINY_LLAMA
 
     with pytest.raises(VTGError, match="quantizes weights loaded from 'path'"):
         H.HFCausalLM(model_config=dict(TINY_LLAMA), tokenizer="tiny", quantization="8bit")

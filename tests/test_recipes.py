@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from vtgcore import cli
+from vtgcore.apps import cli
 from vtgcore.config.loader import is_component, load_recipe, recipe_files, validate_component
 from vtgcore.errors import RecipeError
 
@@ -160,7 +160,7 @@ def test_component_validation(tmp_path):
 
 
 def test_cli_takes_overrides_after_options(capsys):
-    from vtgcore.cli import build_parser, main, parse_args
+    from vtgcore.apps.cli import build_parser, main, parse_args
 
     args = parse_args(build_parser(), ["eval", "r.yaml", "a=1", "--checkpoint", "ckpt", "b=2", "~c"])
     assert args.recipe == "r.yaml" and args.checkpoint == "ckpt" and args.overrides == ["a=1", "b=2", "~c"]

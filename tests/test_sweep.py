@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from vtgcore import cli, main_job
+from vtgcore.apps import cli, main_job
 from vtgcore.config.loader import recipe_files
 from vtgcore.errors import VTGError
-from vtgcore.sweep import expand_grid, load_sweep, plan, summarize, validate_sweep
+from vtgcore.apps.sweep import expand_grid, load_sweep, plan, summarize, validate_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ROOT / "recipes" / "vtgllm" / "synth_tiny.yaml"

@@ -82,7 +82,7 @@ def test_installed_package_is_listed_selected_and_passes_the_contract(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(site)}
 
     def vtg(*args):
-        return subprocess.run([sys.executable, "-m", "vtgcore.cli", *args], env=env, cwd=ROOT,
+        return subprocess.run([sys.executable, "-m", "vtgcore.apps.cli", *args], env=env, cwd=ROOT,
                               capture_output=True, text=True)
 
     listed = vtg("plugins", "--json")
@@ -96,7 +96,7 @@ def test_installed_package_is_listed_selected_and_passes_the_contract(tmp_path):
     assert shown.returncode == 0, shown.stderr
     assert "name: first_k" in shown.stdout and "k: 3" in shown.stdout
 
-    blocked = subprocess.run([sys.executable, "-m", "vtgcore.cli", "recipe", "validate", "recipes/debug/tiny.yaml",
+    blocked = subprocess.run([sys.executable, "-m", "vtgcore.apps.cli", "recipe", "validate", "recipes/debug/tiny.yaml",
                               "model.compressor.name=first_k"], env={**env, "VTG_BLOCK_PLUGINS": "first_k"},
                              cwd=ROOT, capture_output=True, text=True)
     assert blocked.returncode == 1 and "unknown compressor plugin 'first_k'" in blocked.stdout

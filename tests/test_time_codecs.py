@@ -5,9 +5,9 @@ import random
 import pytest
 
 from vtgcore.errors import TimeCodecError
-from vtgcore.testing.tiny import build_tiny_tokenizer
-from vtgcore_plugins.time_encodings.absolute_time_tokens import TIME_TOKENS, AbsoluteTimeTokens
-from vtgcore_plugins.time_encodings.plain_digits import PlainDigits
+from vtgcore.data.tiny_tokenizers import build_tiny_tokenizer
+from vtgcore_plugins.time_codecs.absolute_time_tokens import TIME_TOKENS, AbsoluteTimeTokens
+from vtgcore_plugins.time_codecs.plain_digits import PlainDigits
 
 NAMES = dict(zip("0123456789.", TIME_TOKENS))
 

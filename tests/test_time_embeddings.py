@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from vtgcore.errors import ShapeError
-from vtgcore_plugins.time_encodings.abs_second_table import AbsSecondTable, fill_untrained_rows, sinusoidal_table
-from vtgcore_plugins.time_encodings.frame_index import FrameIndexTable, nearest_rows
+from vtgcore_plugins.time_embeddings.abs_second_table import AbsSecondTable, fill_untrained_rows, sinusoidal_table
+from vtgcore_plugins.time_embeddings.frame_index import FrameIndexTable, nearest_rows
 
 
 def test_sinusoidal_rows_by_hand():

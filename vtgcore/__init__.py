@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from vtgcore.plugins import hookimpl  # noqa: E402
+from vtgcore.plugin_loader import hookimpl  # noqa: E402
 
 
 def load_recipe(*args, **kwargs):
@@ -26,12 +26,12 @@ def build_model(*args, **kwargs):
 
 
 def load_pipeline(*args, **kwargs):
-    """Load a trained model for grounding your own videos; see :func:`vtgcore.pipeline.load_pipeline`.
+    """Load a trained model for grounding your own videos; see :func:`vtgcore.apps.pipeline.load_pipeline`.
 
     ``load_pipeline(run_dir_or_recipe, checkpoint=None, device="auto")`` returns a
-    :class:`~vtgcore.pipeline.Pipeline` with ``ground``, ``caption``, ``highlights`` and ``summarize``.
+    :class:`~vtgcore.apps.pipeline.Pipeline` with ``ground``, ``caption``, ``highlights`` and ``summarize``.
     """
-    from vtgcore.pipeline import load_pipeline as _load
+    from vtgcore.apps.pipeline import load_pipeline as _load
 
     return _load(*args, **kwargs)
 

@@ -13,7 +13,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from vtgcore.errors import ConfigValidationError, PluginError, UnknownPluginError
 from vtgcore.hookspecs import KINDS
-from vtgcore.plugins import Provider, get_plugin_manager
+from vtgcore.plugin_loader import Provider, get_plugin_manager
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Catalog:
     """Typed facade over the plugin hooks: collects registrations and builds components.
 
     Args:
-        entry_points: passed to :func:`vtgcore.plugins.get_plugin_manager`.
+        entry_points: passed to :func:`vtgcore.plugin_loader.get_plugin_manager`.
     """
 
     def __init__(self, entry_points: bool | None = None) -> None:

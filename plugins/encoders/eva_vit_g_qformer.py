@@ -52,7 +52,7 @@ from torch import nn
 from vtgcore.checkpoint import torch_load_weights
 from vtgcore.errors import CheckpointError, ConfigValidationError, ShapeError
 from vtgcore.interfaces import FrameEncoder
-from vtgcore.plugins import hookimpl
+from vtgcore.plugin_loader import hookimpl
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +258,7 @@ def load_text_tokenizer(path: str) -> Any:
         ConfigValidationError: the folder is missing or holds no tokenizer.
     """
     if path == "tiny":
-        from vtgcore.testing.tiny import build_tiny_bert_tokenizer
+        from vtgcore.data.tiny_tokenizers import build_tiny_bert_tokenizer
 
         tokenizer = build_tiny_bert_tokenizer()
     else:

@@ -21,7 +21,7 @@ import torch
 
 from vtgcore.errors import CheckpointError, VTGError
 from vtgcore.interfaces import LanguageModel
-from vtgcore.plugins import hookimpl
+from vtgcore.plugin_loader import hookimpl
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -132,7 +132,7 @@ class HFCausalLM(LanguageModel):
                            "a model built from 'model_config' has none")
         bnb = quantization_config(quantization, _DTYPES[dtype])
         if tokenizer == "tiny":
-            from vtgcore.testing.tiny import build_tiny_tokenizer
+            from vtgcore.data.tiny_tokenizers import build_tiny_tokenizer
 
             self.tokenizer = build_tiny_tokenizer()
         else:

@@ -4,7 +4,7 @@ import pytest
 
 from vtgcore.catalog import default_catalog
 from vtgcore.testing import contracts
-from vtgcore.testing.tiny import TINY_LLAMA
+from vtgcore.data.tiny_tokenizers import TINY_LLAMA
 
 CONTRACTS = {
     "encoder": contracts.EncoderContract,

@@ -3,8 +3,8 @@
 import hashlib
 import json
 
-from vtgcore import cli
-from vtgcore.data.convert import SOURCES
+from vtgcore.apps import cli
+from vtgcore.data.format_convert import SOURCES
 from vtgcore.data.formats import ALL_FORMATS, load_vtg_it
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vtgcore.data.convert import SOURCES, convert
+from vtgcore.data.format_convert import SOURCES, convert
 from vtgcore.data.formats import load_vtg_it, markers_to_seconds
 from vtgcore.data.prompts import load_templates
 from vtgcore.errors import AnnotationError, VTGError

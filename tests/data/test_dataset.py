@@ -7,7 +7,7 @@ from torch.utils.data import DataLoader
 from vtgcore.data.dataset import FrameConfig, SkipLog, VideoCollator, VideoConversationDataset
 from vtgcore.data.formats import EvalItem, TrainItem
 from vtgcore.errors import VideoReadError
-from vtgcore.testing.videos import frame_times, write_corrupt_files, write_test_video
+from vtgcore.data.pattern_videos import frame_times, write_corrupt_files, write_test_video
 
 QA = [{"q": "When does it happen?", "a": "<time>1.0</time> - <time>2.0</time> seconds."}]
 

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from vtgcore import cli
+from vtgcore.apps import cli
 from vtgcore.data.doctor import check
-from vtgcore.testing.videos import write_corrupt_files, write_test_video
+from vtgcore.data.pattern_videos import write_corrupt_files, write_test_video
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from vtgcore.data.formats import (
     tokens_to_markers,
 )
 from vtgcore.errors import AnnotationError, VTGError
-from vtgcore_plugins.time_encodings.absolute_time_tokens import TIME_TOKENS, AbsoluteTimeTokens
+from vtgcore_plugins.time_codecs.absolute_time_tokens import TIME_TOKENS, AbsoluteTimeTokens
 
 NAMES = dict(zip("0123456789.", TIME_TOKENS))
 

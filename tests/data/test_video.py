@@ -23,7 +23,7 @@ from vtgcore.data.video import (
     sample_indices,
 )
 from vtgcore.errors import VideoReadError
-from vtgcore.testing.videos import (
+from vtgcore.data.pattern_videos import (
     decode_frame_id,
     decode_frame_ids,
     frame_times,

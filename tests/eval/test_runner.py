@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from vtgcore import cli
+from vtgcore.apps import cli
 from vtgcore.data.dataset import FrameConfig
-from vtgcore.eval import runner as R
+from vtgcore.eval import evaluation as R
 from vtgcore.eval.generate import GenerationConfig
 
 
@@ -144,7 +144,7 @@ def test_vtg_eval_cli_writes_outputs_and_resumes(synth_dir, tmp_path, capsys):
 def test_place_for_eval_joins_the_parts_on_the_accelerator():
     import torch
 
-    from vtgcore.eval.runner import place_for_eval
+    from vtgcore.eval.evaluation import place_for_eval
 
     model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
     if not torch.cuda.is_available():

@@ -3,7 +3,7 @@ line and through the library.
 
 :data:`CASES` is the whole corpus, one row per bad input. For each row:
 
-* ``test_cli``: ``vtg`` (``vtgcore.cli.main`` in process) never prints a Python traceback and
+* ``test_cli``: ``vtg`` (``vtgcore.apps.cli.main`` in process) never prints a Python traceback and
   ends as the row's ``outcome`` says: ``error`` (exit 1, stderr is exactly one line
   ``vtg: error: <file>: <problem>``), ``report`` (``vtg data check`` exits 1 and its report names
   the file and the problem), ``skip`` (``vtg eval`` finishes, exit 0, and warns that the item was
@@ -28,9 +28,9 @@ from typing import Any, Callable, Optional
 import pytest
 import torch
 
-from vtgcore import cli
+from vtgcore.apps import cli
 from vtgcore.errors import AnnotationError, CheckpointError, RecipeError, TimeCodecError, VideoReadError, VTGError
-from vtgcore.testing import videos as V
+from vtgcore.data import pattern_videos as V
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "recipes" / "debug" / "tiny.yaml"
@@ -88,7 +88,7 @@ def _mp4_with_declared_duration(folder: Path, seconds: float) -> Path:
 
 
 def corrupt(key: str) -> Callable[[Path], Path]:
-    """A generator for one of :func:`vtgcore.testing.videos.write_corrupt_files`' broken files."""
+    """A generator for one of :func:`vtgcore.data.pattern_videos.write_corrupt_files`' broken files."""
     def make(folder: Path) -> Path:
         return V.write_corrupt_files(folder)[key]
     return make
@@ -249,7 +249,7 @@ def llm_folder(kind: str) -> Callable[[Path], Path]:
         if kind == "pickle":
             from transformers import LlamaConfig
 
-            cfg = {k: v for k, v in __import__("vtgcore.testing.tiny", fromlist=["TINY_LLAMA"]).TINY_LLAMA.items()
+            cfg = {k: v for k, v in __import__("vtgcore.data.tiny_tokenizers", fromlist=["TINY_LLAMA"]).TINY_LLAMA.items()
                    if k != "model_type"}
             LlamaConfig(vocab_size=400, **cfg).save_pretrained(out)
             torch.save({"x": RunsCode(folder / MARKER)}, out / "pytorch_model.bin")
@@ -407,7 +407,7 @@ def hf_llm(folder: Path, bad: Path) -> Any:
 def evaluate_library(folder: Path, bad: Path, overrides: tuple[str, ...] = ()) -> dict[str, Any]:
     """The evaluation runner on a one-item set naming the bad input; returns ``metrics.json``."""
     from vtgcore.data.dataset import FrameConfig
-    from vtgcore.eval import runner as R
+    from vtgcore.eval import evaluation as R
     from vtgcore.eval.generate import GenerationConfig
     from vtgcore import build_model, load_recipe as load
 
@@ -684,9 +684,9 @@ def test_debug_prints_a_traceback_from_the_vtg_process(tmp_path):
     case = next(c for c in CASES if c.name == "recipe_circular_defaults")
     bad = case.make(tmp_path)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    plain = subprocess.run([sys.executable, "-m", "vtgcore.cli", "recipe", "show", str(bad)], capture_output=True,
+    plain = subprocess.run([sys.executable, "-m", "vtgcore.apps.cli", "recipe", "show", str(bad)], capture_output=True,
                            text=True, env=env, timeout=300)
-    debug = subprocess.run([sys.executable, "-m", "vtgcore.cli", "--debug", "recipe", "show", str(bad)],
+    debug = subprocess.run([sys.executable, "-m", "vtgcore.apps.cli", "--debug", "recipe", "show", str(bad)],
                            capture_output=True, text=True, env=env, timeout=300)
     assert plain.returncode == 1 and plain.stderr.count("\n") == 1 and "Traceback" not in plain.stderr
     assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr

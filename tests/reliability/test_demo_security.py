@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from vtgcore import cli, demo
-from vtgcore.demo import NO_MODEL, DemoLimits, answer
+from vtgcore.apps import cli, demo
+from vtgcore.apps.demo import NO_MODEL, DemoLimits, answer
 from vtgcore.errors import VTGError
 
 

@@ -26,9 +26,9 @@ from vtgcore.errors import VTGError  # noqa: E402
 from vtgcore.eval.metrics import (  # noqa: E402
     average_precision, dvc_metrics, dvc_tiou, grounding_metrics, highlight_metrics, iou)
 from vtgcore.eval.parsers import parse, parse_events, parse_saliency, parse_summary, parse_windows  # noqa: E402
-from vtgcore.testing.tiny import build_tiny_tokenizer  # noqa: E402
-from vtgcore_plugins.time_encodings.absolute_time_tokens import TIME_TOKENS, AbsoluteTimeTokens  # noqa: E402
-from vtgcore_plugins.time_encodings.plain_digits import PlainDigits  # noqa: E402
+from vtgcore.data.tiny_tokenizers import build_tiny_tokenizer  # noqa: E402
+from vtgcore_plugins.time_codecs.absolute_time_tokens import TIME_TOKENS, AbsoluteTimeTokens  # noqa: E402
+from vtgcore_plugins.time_codecs.plain_digits import PlainDigits  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "recipes" / "debug" / "tiny.yaml"

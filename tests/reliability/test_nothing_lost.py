@@ -18,10 +18,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from vtgcore import cli
+from vtgcore.apps import cli
 from vtgcore.checkpoint import latest_checkpoint, load_checkpoint
 from vtgcore.errors import OutputError, VTGError
-from vtgcore.fileio import atomic_write_text
+from vtgcore.utils.fileio import atomic_write_text
 from vtgcore.mm.hooks import TRAINING_FILES, VTGCheckpointHook
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -243,7 +243,7 @@ def _rows(out: Path) -> list[dict]:
 @pytest.fixture
 def generated(monkeypatch):
     """Records the item ids of every batch the evaluation generates for; ``fail`` makes a call fail."""
-    from vtgcore.eval import runner as R
+    from vtgcore.eval import evaluation as R
 
     real = R.generate_batch
     calls: list[list[str]] = []
@@ -283,7 +283,7 @@ def test_an_interrupted_evaluation_generates_only_the_rest(synth_dir, tmp_path, 
 def test_disk_full_during_an_evaluation_is_reported_and_the_rerun_completes(synth_dir, tmp_path, generated,
                                                                              monkeypatch, capsys):
     calls, _ = generated
-    from vtgcore.eval import runner as R
+    from vtgcore.eval import evaluation as R
 
     real_fsync, count = os.fsync, {"n": 0}
 
@@ -312,7 +312,7 @@ def test_disk_full_during_an_evaluation_is_reported_and_the_rerun_completes(synt
 
 def test_an_item_that_failed_is_tried_again_once_its_video_is_fixed(synth_dir, tmp_path, generated):
     from vtgcore.data.dataset import FrameConfig
-    from vtgcore.eval import runner as R
+    from vtgcore.eval import evaluation as R
     from vtgcore.eval.generate import GenerationConfig
     from vtgcore import build_model, load_recipe
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from vtgcore import cli
-from vtgcore.testing import videos as V
+from vtgcore.apps import cli
+from vtgcore.data import pattern_videos as V
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "recipes" / "debug" / "tiny.yaml"
@@ -63,7 +63,7 @@ def _evaluate(folder: Path, items: list[dict], name: str, capsys) -> tuple[dict,
 
 def test_two_hundred_videos_ten_percent_corrupt(tmp_path, capsys):
     from vtgcore.data.formats import load_eval
-    from vtgcore.eval.runner import score
+    from vtgcore.eval.evaluation import score
 
     items, corrupt_ids = _write_videos(tmp_path)
     good = [item for item in items if str(item["id"]) not in corrupt_ids]

@@ -36,6 +36,46 @@ COMPONENTS_DIR = "components"
 SWEEPS_DIR = "sweeps"
 
 
+PACKAGED_RECIPES = "vtgcore_recipes"
+"""Import package of the shipped recipes (the repository's ``recipes/`` folder, package data in
+the wheel), so that recipes are addressable by name from any directory."""
+
+
+def packaged_root() -> Path:
+    """The folder of the shipped recipes (``recipes/`` in a checkout, site-packages in a wheel)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(PACKAGED_RECIPES)
+    if spec is None or not spec.submodule_search_locations:
+        raise RecipeError(f"the shipped recipes ({PACKAGED_RECIPES}) are not installed; reinstall vtgcore")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def resolve_recipe_path(path: str | Path) -> Path:
+    """A recipe file by path, or a shipped recipe by name.
+
+    ``recipes/vtgllm/synth_tiny.yaml`` (a file that exists) is returned as it is; a name such as
+    ``vtgllm/synth_tiny`` (with or without ``.yaml``, with or without a leading ``recipes/``) that is
+    not a file here is looked up among the shipped recipes. Anything else is returned unchanged, so
+    the loader's "recipe file not found" names what the user wrote.
+    """
+    given = Path(path)
+    if given.exists():
+        return given
+    name = given.as_posix()
+    if given.is_absolute() or name.startswith(("./", "../")):
+        return given
+    name = name[len("recipes/"):] if name.startswith("recipes/") else name
+    try:
+        root = packaged_root()
+    except RecipeError:
+        return given
+    for candidate in (root / name, root / f"{name}.yaml"):
+        if candidate.is_file() and candidate.resolve().is_relative_to(root.resolve()):
+            return candidate
+    return given
+
+
 def find_root(path: Path) -> Path:
     """The recipes root: the nearest folder above ``path`` holding a ``components/`` folder."""
     for parent in [path.parent, *path.parents]:
@@ -282,7 +322,7 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = (), *, catalog: Any
             train`` does not use and ``runner`` types spelled as import paths are errors (see
             :mod:`vtgcore.config.runner_section`).
     """
-    path = Path(path)
+    path = resolve_recipe_path(path)
     root = find_root(path.resolve())
     cfg = _compose(path, root, ())
     cfg = apply_overrides(OmegaConf.create(OmegaConf.to_container(cfg)), overrides, root)
@@ -325,13 +365,13 @@ def recipe_files(paths: Sequence[str | Path], *, sweeps: bool = False) -> list[P
     """YAML files named by ``paths``; folders are searched recursively (component files included;
     sweep files, ``.../sweeps/*.yaml``, only with ``sweeps=True``)."""
     files: list[Path] = []
-    for p in map(Path, paths):
+    for p in map(resolve_recipe_path, paths):
         files += sorted(f for f in p.rglob("*.yaml") if sweeps or not is_sweep(f)) if p.is_dir() else [p]
     return files
 
 
 def is_sweep(path: Path) -> bool:
-    """True for a sweep file (``.../sweeps/<name>.yaml``, see :mod:`vtgcore.sweep`): not a recipe."""
+    """True for a sweep file (``.../sweeps/<name>.yaml``, see :mod:`vtgcore.apps.sweep`): not a recipe."""
     return Path(path).parent.name == SWEEPS_DIR
 
 

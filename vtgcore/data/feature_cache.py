@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Optional
 
 import torch
 
-from vtgcore.fileio import atomic_write_bytes
+from vtgcore.utils.fileio import atomic_write_bytes
 from vtgcore.errors import VTGError
 
 FORMAT = "vtgcore-features-1"

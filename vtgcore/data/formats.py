@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from vtgcore.errors import AnnotationError, VTGError
-from vtgcore.fileio import read_text
+from vtgcore.utils.fileio import read_text
 from vtgcore.processor import TIME_MARK, time_mark
-from vtgcore_plugins.time_encodings.absolute_time_tokens import TIME_TOKENS
+from vtgcore_plugins.time_codecs.absolute_time_tokens import TIME_TOKENS
 
 __all__ = [
     "EVAL_FORMATS", "EvalItem", "TrainItem", "detect_format", "load_activitynet", "load_charades",

@@ -62,7 +62,7 @@ import numpy as np
 
 from vtgcore.data import prompts
 from vtgcore.errors import VTGError
-from vtgcore.fileio import atomic_write_text
+from vtgcore.utils.fileio import atomic_write_text
 
 GENERATOR_VERSION = "vtg-synth-1"
 

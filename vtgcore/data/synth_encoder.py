@@ -228,7 +228,7 @@ def pretrain_recipe_encoder(recipe: Any, synth_dir: str | Path, out: str | Path,
     from safetensors.torch import save
 
     from vtgcore.catalog import default_catalog
-    from vtgcore.fileio import atomic_write_bytes
+    from vtgcore.utils.fileio import atomic_write_bytes
 
     spec = OmegaConf.to_container(recipe.model.encoder, resolve=True)
     torch.manual_seed(int(recipe.seed))

@@ -2,7 +2,7 @@
 summarization.
 
 * :mod:`vtgcore.eval.generate`: batched generation, generated ids to text with times in seconds.
-* :mod:`vtgcore.eval.runner`: the evaluation runner (generate, parse, score, write).
+* :mod:`vtgcore.eval.evaluation`: the evaluation runner (generate, parse, score, write).
 * :mod:`vtgcore.eval.metrics`: plain metric functions (``grounding_metrics``, ``highlight_metrics``,
   ``dvc_metrics``, ``summary_f1``), every aggregate returned in percent.
 * :mod:`vtgcore.eval.captioning`: CIDEr, METEOR, the PTB tokenizer (pycocoevalcap, Java) and

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vtgcore.errors import DataError, VTGError
-from vtgcore.fileio import read_text
+from vtgcore.utils.fileio import read_text
 
 if TYPE_CHECKING:
     from vtgcore.eval.captioning import CaptionScorer

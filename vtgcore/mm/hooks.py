@@ -16,7 +16,7 @@ from mmengine.logging import print_log
 
 from vtgcore.checkpoint import (MANIFEST, POINTER, WEIGHTS, complete, latest_checkpoint, load_checkpoint,
                                 save_checkpoint, unreadable_file)
-from vtgcore.fileio import atomic_write_bytes, atomic_write_text
+from vtgcore.utils.fileio import atomic_write_bytes, atomic_write_text
 from vtgcore.data.dataset import SkipLog
 from vtgcore.errors import CheckpointError
 from vtgcore.mm.registry import HOOKS

@@ -145,7 +145,7 @@ def _log_progress(what: str):
 
     from mmengine.logging import print_log
 
-    from vtgcore.progress import rate_text
+    from vtgcore.utils.progress import rate_text
 
     start = time.perf_counter()
 
@@ -172,13 +172,13 @@ def quiet_console(logger: Any) -> None:
     """Tidy an mmengine logger's console; its log file keeps everything.
 
     The per-parameter "skipped since its requires_grad=False" warnings never reach the console.
-    With ``--quiet`` (:func:`vtgcore.progress.is_quiet`) only warnings and errors do, and on stderr,
+    With ``--quiet`` (:func:`vtgcore.utils.progress.is_quiet`) only warnings and errors do, and on stderr,
     so that stdout holds only a command's results.
     """
     import logging
     import sys
 
-    from vtgcore.progress import is_quiet
+    from vtgcore.utils.progress import is_quiet
 
     for handler in logger.handlers:
         if type(handler) is not logging.StreamHandler:  # the console, not the FileHandler subclass
@@ -242,7 +242,8 @@ def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher
     from vtgcore.checkpoint import load_checkpoint
     from vtgcore.mm.model import VTGModel
 
-    from vtgcore.config.runner_section import check_recipe_objects, check_registered_types
+    from vtgcore.config.runner_section import check_recipe_objects
+    from vtgcore.mm.registered_types import check_registered_types
 
     work_dir = work_dir or recipe.work_dir
     runner_cfg: dict[str, Any] = OmegaConf.to_container(recipe.runner, resolve=True)

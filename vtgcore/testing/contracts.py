@@ -110,7 +110,7 @@ class TimeCodecContract(_Contract):
 
     @pytest.fixture
     def setup(self) -> tuple[Any, Any]:
-        from vtgcore.testing.tiny import build_tiny_tokenizer
+        from vtgcore.data.tiny_tokenizers import build_tiny_tokenizer
 
         codec = self.build()
         tok = build_tiny_tokenizer()

@@ -63,7 +63,7 @@ def cmd_recipe_validate(args: argparse.Namespace) -> int:
             if is_component(path):
                 validate_component(path)
             elif is_sweep(path):
-                from vtgcore.sweep import validate_sweep
+                from vtgcore.apps.sweep import validate_sweep
 
                 validate_sweep(path, overrides)
             else:
@@ -80,7 +80,7 @@ def cmd_recipe_validate(args: argparse.Namespace) -> int:
 
 def cmd_smoke(args: argparse.Namespace) -> int:
     from vtgcore.config.loader import load_recipe
-    from vtgcore.smoke import run_smoke
+    from vtgcore.apps.smoke import run_smoke
 
     result = run_smoke(load_recipe(args.recipe, args.overrides), steps=args.steps, where=args.recipe)
     first, last = result["losses"][0], result["losses"][-1]
@@ -90,8 +90,8 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 
 def _progress(desc: str, unit: str = "video"):
     """A tqdm progress callback ``(done, total, **counts)`` on stderr, silent with ``--quiet``
-    (see :func:`vtgcore.progress.bar`)."""
-    from vtgcore.progress import bar
+    (see :func:`vtgcore.utils.progress.bar`)."""
+    from vtgcore.utils.progress import bar
 
     return bar(desc, unit)
 
@@ -134,7 +134,7 @@ def cmd_data_pretrain_encoder(args: argparse.Namespace) -> int:
 
 
 def cmd_data_convert(args: argparse.Namespace) -> int:
-    from vtgcore.data.convert import convert
+    from vtgcore.data.format_convert import convert
 
     count = convert(args.source, [Path(p) for p in args.src], Path(args.out), seed=args.seed, prompt_version=args.prompt_version)
     print(f"wrote {count} training items to {args.out}")
@@ -142,8 +142,8 @@ def cmd_data_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_convert_vtgllm_original(args: argparse.Namespace) -> int:
-    from vtgcore.convert.vtgllm_original import convert_vtgllm_original
-    from vtgcore.progress import info
+    from vtgcore.apps.convert_weights.vtgllm_original import convert_vtgllm_original
+    from vtgcore.utils.progress import info
 
     report = convert_vtgllm_original(args.src, args.out_dir, recipe=args.recipe, interpolation=args.interpolation,
                                      overrides=args.overrides,
@@ -234,9 +234,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from vtgcore.config.loader import load_recipe
     from vtgcore.data.dataset import FrameConfig
     from vtgcore.eval.generate import GenerationConfig
-    from vtgcore.fileio import atomic_write_text
-    from vtgcore.eval.runner import TASK_NAMES, EvalSet, evaluate_set, markdown_table
-    from vtgcore.progress import RunLog
+    from vtgcore.utils.fileio import atomic_write_text
+    from vtgcore.eval.evaluation import TASK_NAMES, EvalSet, evaluate_set, markdown_table
+    from vtgcore.utils.progress import RunLog
 
     recipe = load_recipe(args.recipe, args.overrides)
     sets = OmegaConf.to_container(recipe.data[args.split], resolve=True)
@@ -296,8 +296,8 @@ def _warn_item_errors(record_path: Path, show: int = 10) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from vtgcore.main_job import N_TRAIN, PRETRAIN_STEPS, run
-    from vtgcore.progress import RunLog
+    from vtgcore.apps.main_job import N_TRAIN, PRETRAIN_STEPS, run
+    from vtgcore.utils.progress import RunLog
 
     args.train = N_TRAIN if args.train is None else args.train
     args.pretrain_steps = PRETRAIN_STEPS if args.pretrain_steps is None else args.pretrain_steps
@@ -310,8 +310,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from vtgcore.progress import is_quiet
-    from vtgcore.sweep import command
+    from vtgcore.utils.progress import is_quiet
+    from vtgcore.apps.sweep import command
 
     return command(args.sweep_file, out=args.out, launcher=args.launcher, dry_run=args.dry_run, only=args.only,
                    seeds=args.seed, collect_only=args.collect, note=lambda message: print(message, file=sys.stderr),
@@ -319,7 +319,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from vtgcore import plots
+    from vtgcore.apps import plots
 
     folder = Path(args.folder)
     if (folder / "results.json").is_file():
@@ -349,7 +349,7 @@ def _pipeline_source(args: argparse.Namespace, command: str) -> Optional[str]:
 def cmd_ground(args: argparse.Namespace) -> int:
     from vtgcore.errors import VideoReadError
     from vtgcore.eval.generate import GenerationConfig
-    from vtgcore.pipeline import QUERY_TASKS, TASK_LABELS, load_pipeline
+    from vtgcore.apps.pipeline import QUERY_TASKS, TASK_LABELS, load_pipeline
 
     source = _pipeline_source(args, "vtg ground")
     if source is None:
@@ -379,9 +379,9 @@ def cmd_ground(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from vtgcore.demo import NO_MODEL, DemoLimits, serve
+    from vtgcore.apps.demo import NO_MODEL, DemoLimits, serve
     from vtgcore.eval.generate import GenerationConfig
-    from vtgcore.pipeline import load_pipeline
+    from vtgcore.apps.pipeline import load_pipeline
 
     limits = DemoLimits(max_upload_mb=args.max_upload_mb, max_duration_s=args.max_duration)
     source = _pipeline_source(args, "vtg demo")
@@ -402,7 +402,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from vtgcore.perf.suite import main as bench_main
+    from vtgcore.apps.perf.suite import main as bench_main
 
     argv = (["--quick"] if args.quick else []) + (["--json", args.json] if args.json else [])
     for section in args.only or []:
@@ -648,7 +648,7 @@ def _one_line(message: str) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``vtg``."""
-    from vtgcore.progress import close_bars, set_quiet
+    from vtgcore.utils.progress import close_bars, set_quiet
 
     parser = build_parser()
     args = parse_args(parser, argv)

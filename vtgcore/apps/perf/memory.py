@@ -1,12 +1,12 @@
 """Peak memory of training and evaluation of a recipe, each measured in a fresh process.
 
-    python -m vtgcore.perf.memory train RECIPE --video-root SYNTH [--steps 3] [overrides ...]
-    python -m vtgcore.perf.memory eval RECIPE --video-root SYNTH [--items 16] [--batch-size 8] [overrides ...]
+    python -m vtgcore.apps.perf.memory train RECIPE --video-root SYNTH [--steps 3] [overrides ...]
+    python -m vtgcore.apps.perf.memory eval RECIPE --video-root SYNTH [--items 16] [--batch-size 8] [overrides ...]
 
 Prints one JSON object: ``max_rss_bytes`` (``getrusage`` peak of the whole process: Python,
 torch's libraries, the model and the phase), ``rss_after_build_bytes`` (the model built, data
 ready), ``phase_peak_bytes`` (the highest RSS sampled every 2 ms during the phase, by
-:class:`~vtgcore.perf.timing.PeakRSS`) and ``phase_extra_bytes`` (that peak above the RSS after the
+:class:`~vtgcore.apps.perf.timing.PeakRSS`) and ``phase_extra_bytes`` (that peak above the RSS after the
 build: what the steps themselves add); on CUDA also ``cuda_peak_bytes``
 (``torch.cuda.max_memory_allocated``). A fresh process per phase keeps one phase's freed memory,
 which the allocator keeps, from hiding the next one's.
@@ -22,7 +22,7 @@ import sys
 import tempfile
 from typing import Any, Optional, Sequence
 
-from vtgcore.perf.timing import PeakRSS, max_rss_bytes, rss_bytes
+from vtgcore.apps.perf.timing import PeakRSS, max_rss_bytes, rss_bytes
 
 
 def _cuda_reset() -> None:
@@ -75,7 +75,7 @@ def eval_phase(recipe_path: str, overrides: Sequence[str], items: int, batch_siz
     from vtgcore.config.loader import load_recipe
     from vtgcore.data.dataset import FrameConfig
     from vtgcore.eval.generate import GenerationConfig
-    from vtgcore.eval.runner import EvalSet, evaluate_set
+    from vtgcore.eval.evaluation import EvalSet, evaluate_set
 
     recipe = load_recipe(recipe_path, list(overrides))
     model, processor = build_model(recipe)
@@ -99,7 +99,7 @@ def eval_phase(recipe_path: str, overrides: Sequence[str], items: int, batch_siz
 def measure(phase: str, recipe: str, overrides: Sequence[str], *, steps: int = 3, items: int = 16,
             batch_size: int = 8, new_tokens: int = 32, timeout: float = 600) -> dict[str, Any]:
     """Run one phase in a fresh Python process and return its JSON report."""
-    cmd = [sys.executable, "-m", "vtgcore.perf.memory", phase, recipe, *overrides, "--steps", str(steps),
+    cmd = [sys.executable, "-m", "vtgcore.apps.perf.memory", phase, recipe, *overrides, "--steps", str(steps),
            "--items", str(items), "--batch-size", str(batch_size), "--new-tokens", str(new_tokens)]
     env = dict(os.environ, TRANSFORMERS_VERBOSITY="error")
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)

@@ -30,7 +30,7 @@ from vtgcore.data.formats import (
 )
 from vtgcore.data.prompts import DEFAULT_VERSION, dvc_answer, hd_answer, mr_answer, train_prompt
 from vtgcore.errors import AnnotationError, VTGError
-from vtgcore.fileio import atomic_write_text
+from vtgcore.utils.fileio import atomic_write_text
 
 __all__ = ["SOURCES", "convert", "write_json_atomic"]
 

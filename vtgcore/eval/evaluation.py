@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 
 from vtgcore.data.dataset import FrameConfig, VideoCollator, VideoConversationDataset
 from vtgcore.errors import DataError, VTGError
-from vtgcore.fileio import atomic_write_text, read_text, write_failure
+from vtgcore.utils.fileio import atomic_write_text, read_text, write_failure
 from vtgcore.eval.generate import GenerationConfig, generate_batch
 
 TASK_NAMES = {"mr": "moment_retrieval", "hd": "highlights", "dvc": "dense_captioning"}
@@ -126,7 +126,7 @@ def generate_rows(model: Any, processor: Any, items: Sequence[Any], *, frames: F
                   source: str = "") -> Iterator[list[tuple[int, dict[str, Any]]]]:
     """Sample frames, prompt and generate for ``items`` (evaluation items), batch by batch.
 
-    This is the one inference path: the evaluation runner and :mod:`vtgcore.pipeline` both use it.
+    This is the one inference path: the evaluation runner and :mod:`vtgcore.apps.pipeline` both use it.
     Items get the task's evaluation prompt (:func:`vtgcore.data.prompts.eval_prompt`), frames are
     sampled as ``frames`` says, and the model generates for a whole batch at once (left-padded
     prompts; greedy answers do not depend on the batch size).

@@ -140,7 +140,7 @@ class RunLog:
     """
 
     def __init__(self, path: str | Path, stream: Optional[TextIO] = None) -> None:
-        from vtgcore.fileio import write_failure
+        from vtgcore.utils.fileio import write_failure
 
         self.path = Path(path)
         try:
@@ -151,7 +151,7 @@ class RunLog:
 
     def write(self, message: str) -> None:
         """Append ``message`` to the file only."""
-        from vtgcore.fileio import write_failure
+        from vtgcore.utils.fileio import write_failure
 
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         try:

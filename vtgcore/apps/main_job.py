@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from vtgcore.fileio import atomic_write_text
+from vtgcore.utils.fileio import atomic_write_text
 
 KEYS = {
     "moment_retrieval": ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU"),
@@ -111,7 +111,7 @@ def _pretrained_encoder(rec: Any, synth: Path, steps: int, log: Callable[[str], 
     from omegaconf import OmegaConf
 
     from vtgcore.data.synth_encoder import pretrain_recipe_encoder
-    from vtgcore.progress import rate_text
+    from vtgcore.utils.progress import rate_text
 
     spec = OmegaConf.to_container(rec.model.encoder, resolve=True)
     key = hashlib.sha256(json.dumps([spec["name"], spec["params"], steps, int(rec.seed)], sort_keys=True).encode())
@@ -149,7 +149,7 @@ def job_overrides(out_dir: str | Path, synth_dir: str | Path | None = None,
 
 def _plot_timelines(run_dir: Path, synth: Path, rec: Any, limit: int, log: Callable[[str], Any]) -> None:
     """Draw the timelines of the first ``limit`` moment-retrieval videos; a failure is logged, not raised."""
-    from vtgcore.plots import run_timelines
+    from vtgcore.apps.plots import run_timelines
 
     try:
         paths = run_timelines(run_dir, limit=limit, video_root=synth, num_frames=int(rec.data.num_frames),
@@ -182,7 +182,7 @@ def run(out_dir: str | Path = "work_dirs/main", *, recipe: str | Path = "recipes
 
     ``log`` gets the stage lines (``[1/5] ...``); ``result`` (default: ``log``) the final table and
     the R1@0.5 line. Progress bars (VTG-Synth videos, evaluated items) go to stderr through
-    :func:`vtgcore.progress.bar`, silent with ``--quiet``; training logs through mmengine into
+    :func:`vtgcore.utils.progress.bar`, silent with ``--quiet``; training logs through mmengine into
     ``RUN/<timestamp>/<timestamp>.log``.
     """
     from vtgcore.config.loader import load_recipe
@@ -190,9 +190,9 @@ def run(out_dir: str | Path = "work_dirs/main", *, recipe: str | Path = "recipes
     from vtgcore.data.formats import load_eval, load_vtg_it
     from vtgcore.data.synth import generate_synth
     from vtgcore.eval.generate import GenerationConfig
-    from vtgcore.eval.runner import EvalSet, evaluate_set
+    from vtgcore.eval.evaluation import EvalSet, evaluate_set
     from vtgcore.mm.runner import build_runner, feature_cache
-    from vtgcore.progress import bar
+    from vtgcore.utils.progress import bar
 
     result = result or log
 

@@ -7,7 +7,7 @@ from typing import Optional
 import torch
 
 from vtgcore.interfaces import TimeEmbedding
-from vtgcore.plugins import hookimpl
+from vtgcore.plugin_loader import hookimpl
 
 
 class NoTimeEmbedding(TimeEmbedding):

@@ -27,7 +27,7 @@ Sections (rows):
   recipe's 16 frames: batch 8 with loader workers vs batch 1 without (same outputs checked);
 * ``memory``: peak RSS of training and of evaluation of the tiny recipe (each in a fresh process);
 * ``real_shapes``: on CUDA, the paper's shapes on random weights, time per video against the floor
-  from FLOPs and memory bandwidth (:mod:`vtgcore.perf.gpu`); without CUDA the same code at toy
+  from FLOPs and memory bandwidth (:mod:`vtgcore.apps.perf.gpu`); without CUDA the same code at toy
   widths (a code-path check: its times are no measurement).
 
 It prints a table and writes JSON (machine facts, settings, rows and details). ``--quick`` runs
@@ -45,10 +45,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from vtgcore.perf.timing import machine_info, paired, seconds
+from vtgcore.apps.perf.timing import machine_info, paired, seconds
 
 SECTIONS = ("decode", "loading", "feature_cache", "compressors", "generation", "eval", "memory", "real_shapes")
-RECIPE = str(Path(__file__).resolve().parents[2] / "recipes" / "vtgllm" / "synth_tiny.yaml")
+RECIPE = "vtgllm/synth_tiny.yaml"  # a shipped recipe, by name (vtgcore.config.loader.resolve_recipe_path)
 
 
 @dataclass
@@ -103,7 +103,7 @@ QUICK = Settings(repeats=1, train_repeats=1, decode_minutes=0.1, decode_size=64,
 
 def row(section: str, name: str, baseline: Optional[str], fast: Optional[str], result: Optional[dict], *,
         unit: str = "s", value: Optional[float] = None, **extra: Any) -> dict[str, Any]:
-    """One table row: a paired measurement (``result`` from :func:`~vtgcore.perf.timing.paired`)
+    """One table row: a paired measurement (``result`` from :func:`~vtgcore.apps.perf.timing.paired`)
     or a single ``value``."""
     out: dict[str, Any] = {"section": section, "name": name, "baseline": baseline, "fast": fast, "unit": unit}
     if result is not None:
@@ -159,7 +159,7 @@ def bench_decode(s: Settings, tmp: Path, details: dict) -> list[dict]:
     import av
 
     from vtgcore.data import video as V
-    from vtgcore.testing.videos import decode_frame_ids, write_test_video
+    from vtgcore.data.pattern_videos import decode_frame_ids, write_test_video
 
     codec = s.decode_codec if s.decode_codec in av.codecs_available else "mpeg4"
     path = tmp / "long.mp4"
@@ -207,7 +207,7 @@ def _bench_decord_runs(s: Settings, tmp: Path, details: dict) -> dict:
     """decord on short clips shaped like VTG-Synth's (140 frames, 64 px MPEG-4, GOP 12), the
     recipe's frames: a seek before every frame against decoding the gaps through."""
     from vtgcore.data import video as V
-    from vtgcore.testing.videos import decode_frame_ids, write_test_video
+    from vtgcore.data.pattern_videos import decode_frame_ids, write_test_video
 
     clips = [write_test_video(tmp / f"short_{k}.mp4", num_frames=140, fps=4.0, size=(64, 64), seed=k)
              for k in range(s.clip_videos)]
@@ -313,7 +313,7 @@ def make_clips(root: Path, s: Settings) -> Path:
     in the training-annotation format: decoding 96 of their frames costs what it costs on real clips."""
     import av
 
-    from vtgcore.testing.videos import write_test_video
+    from vtgcore.data.pattern_videos import write_test_video
 
     out = root / "clips"
     (out / "videos").mkdir(parents=True, exist_ok=True)
@@ -550,7 +550,7 @@ def bench_generation(s: Settings, synth: Path, details: dict) -> list[dict]:
 def bench_eval(s: Settings, synth: Path, tmp: Path, details: dict) -> list[dict]:
     from vtgcore.data.dataset import FrameConfig
     from vtgcore.eval.generate import GenerationConfig
-    from vtgcore.eval.runner import EvalSet, evaluate_set
+    from vtgcore.eval.evaluation import EvalSet, evaluate_set
 
     recipe, model, processor = _tiny_model(synth, s.recipe_frames)
     enc = model.encoder
@@ -586,7 +586,7 @@ def bench_eval(s: Settings, synth: Path, tmp: Path, details: dict) -> list[dict]
 # -- memory -----------------------------------------------------------------------------------------
 
 def bench_memory(s: Settings, synth: Path, details: dict) -> list[dict]:
-    from vtgcore.perf import memory as M
+    from vtgcore.apps.perf import memory as M
 
     overrides = recipe_overrides(synth, s.recipe_frames, s.memory_batch)
     if s.memory_subprocess:
@@ -610,7 +610,7 @@ def bench_memory(s: Settings, synth: Path, details: dict) -> list[dict]:
 def bench_real_shapes(s: Settings, details: dict, quick: bool) -> list[dict]:
     import torch
 
-    from vtgcore.perf.gpu import run_real_shapes
+    from vtgcore.apps.perf.gpu import run_real_shapes
 
     cuda = torch.cuda.is_available()
     scale = "paper" if cuda else "scaled"

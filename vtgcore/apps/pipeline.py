@@ -10,7 +10,7 @@
 
 The pipeline runs the evaluation path of ``vtg eval`` on any video: the recipe's frame sampling
 (:meth:`~vtgcore.data.dataset.FrameConfig.for_eval`), the task's evaluation prompt, batched
-generation and the robust task parsers (:func:`vtgcore.eval.runner.generate_rows`,
+generation and the robust task parsers (:func:`vtgcore.eval.evaluation.generate_rows`,
 :func:`vtgcore.eval.parsers.parse`), so an answer here is the answer the evaluation scores.
 """
 
@@ -275,7 +275,7 @@ class Pipeline:
         """
         from vtgcore.data.formats import EvalItem
         from vtgcore.eval.parsers import parse
-        from vtgcore.eval.runner import generate_rows
+        from vtgcore.eval.evaluation import generate_rows
 
         if task not in TASKS:
             raise VTGError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
@@ -379,7 +379,7 @@ def load_pipeline(source: str | os.PathLike[str], checkpoint: str | os.PathLike[
     from vtgcore.config.loader import load_recipe
     from vtgcore.hookspecs import KINDS
     from vtgcore.eval.generate import GenerationConfig
-    from vtgcore.fileio import locate
+    from vtgcore.utils.fileio import locate
 
     path = Path(os.fspath(source))
     if not path.exists():

@@ -13,7 +13,7 @@ A sweep file (YAML)::
     # grid: {compressor: [slot_8, mean_pool_1], runner.optim_wrapper.optimizer.lr: [0.001, 0.002]}
     main_job: {train: 1000, val: 50, pretrain_steps: 600}   # optional, see MAIN_JOB_DEFAULTS
 
-Every variant x seed runs :func:`vtgcore.main_job.run` in ``OUT/variants/NAME/seed_S/`` (run folder
+Every variant x seed runs :func:`vtgcore.apps.main_job.run` in ``OUT/variants/NAME/seed_S/`` (run folder
 ``run/``, the resolved recipe ``recipe.yaml``, ``variant.json`` with its status, ``sweep.log``).
 All of them share one VTG-Synth (``OUT/vtg_synth-s<synth_seed>-t<train>-v<val>``, which also keeps
 the pre-trained encoders, one per encoder spec, steps and seed) and one feature cache
@@ -34,7 +34,6 @@ import json
 import re
 import shlex
 import shutil
-import statistics
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -44,8 +43,9 @@ from typing import Any, Callable, Optional, Sequence
 import yaml
 
 from vtgcore.errors import VTGError
-from vtgcore.fileio import atomic_write_text
-from vtgcore.main_job import N_TRAIN, PLOT_VIDEOS, PRETRAIN_STEPS
+from vtgcore.eval.aggregate import mean_std, summarize  # noqa: F401  (re-exported for callers)
+from vtgcore.utils.fileio import atomic_write_text
+from vtgcore.apps.main_job import N_TRAIN, PLOT_VIDEOS, PRETRAIN_STEPS
 
 SWEEP_KEYS = ("base", "common", "seeds", "variants", "grid", "main_job", "description")
 MAIN_JOB_DEFAULTS: dict[str, int] = {"train": N_TRAIN, "val": 50, "pretrain_steps": PRETRAIN_STEPS, "synth_seed": 0,
@@ -323,7 +323,7 @@ def plan(sweep: Sweep, out: str | Path, *, only: Optional[Sequence[str]] = None,
     """Resolve every variant x seed (``only``/``seeds`` keep some) and find its state; writes nothing.
 
     Each job's overrides are, in order: ``experiment_name=<base name>-<variant>-seed<S>`` (one
-    logger per run), the sweep's ``common``, the variant's, ``seed=S``; :func:`vtgcore.main_job.run`
+    logger per run), the sweep's ``common``, the variant's, ``seed=S``; :func:`vtgcore.apps.main_job.run`
     puts its data and work-dir overrides before them.
 
     Raises:
@@ -331,7 +331,7 @@ def plan(sweep: Sweep, out: str | Path, *, only: Optional[Sequence[str]] = None,
         RecipeError: the base recipe itself does not load.
     """
     from vtgcore.config.loader import load_recipe, to_yaml
-    from vtgcore.main_job import job_overrides
+    from vtgcore.apps.main_job import job_overrides
 
     out = Path(out).resolve()  # one identity whatever spelling of the folder is given
     names = [v.name for v in sweep.variants]
@@ -403,9 +403,9 @@ def _fail(job: Job, sweep: Sweep, error: str, detail: str = "") -> None:
 
 
 def run_job(job: Job, sweep: Sweep, out: Path, log: Callable[[str], Any] = print) -> Optional[str]:
-    """Train and evaluate one variant x seed with :func:`vtgcore.main_job.run`; None when it
+    """Train and evaluate one variant x seed with :func:`vtgcore.apps.main_job.run`; None when it
     finished, else the one-line error (the traceback is in ``job.log``)."""
-    from vtgcore import main_job
+    from vtgcore.apps import main_job
 
     if job.state == "invalid":
         _fail(job, sweep, job.error or "invalid recipe")
@@ -445,7 +445,7 @@ def run_job(job: Job, sweep: Sweep, out: Path, log: Callable[[str], Any] = print
 
 
 def _metric_columns(metrics: dict[str, Any]) -> dict[str, Any]:
-    from vtgcore.main_job import KEYS
+    from vtgcore.apps.main_job import KEYS
 
     out = {}
     for task, keys in KEYS.items():
@@ -491,33 +491,6 @@ def collect(sweep: Sweep, out: str | Path, jobs: Sequence[Job]) -> dict[str, Any
             "rows": rows, "summary": summarize(rows), "baselines": baselines}
 
 
-def mean_std(values: Sequence[float]) -> tuple[float, Optional[float]]:
-    """Mean and sample standard deviation (n - 1; None for one value)."""
-    mean = statistics.fmean(values)
-    return mean, (statistics.stdev(values) if len(values) > 1 else None)
-
-
-def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
-    """variant -> metric -> ``{"mean", "std", "n", "values"}`` over the finished rows (metrics are the
-    ``task/name`` columns; missing values are left out of ``n``). Variants keep their row order; a
-    variant without a finished row maps to ``{}``."""
-    summary: dict[str, dict[str, dict[str, Any]]] = {}
-    values: dict[str, dict[str, list[float]]] = {}
-    for row in rows:
-        per = values.setdefault(row["variant"], {})
-        summary.setdefault(row["variant"], {})
-        if row.get("status") != "finished":
-            continue
-        for key, value in row.items():
-            if "/" in key and isinstance(value, (int, float)) and not isinstance(value, bool):
-                per.setdefault(key, []).append(float(value))
-    for variant, per in values.items():
-        for key, vals in per.items():
-            mean, std = mean_std(vals)
-            summary[variant][key] = {"mean": mean, "std": std, "n": len(vals), "values": vals}
-    return summary
-
-
 def _cell(stat: Optional[dict[str, Any]]) -> str:
     if not stat or not stat.get("n"):
         return "n/a"
@@ -526,7 +499,7 @@ def _cell(stat: Optional[dict[str, Any]]) -> str:
 
 def markdown(results: dict[str, Any]) -> str:
     """``results.md``: one table per task, rows = variants, cells = mean ± std over seeds, n."""
-    from vtgcore.main_job import KEYS
+    from vtgcore.apps.main_job import KEYS
 
     rows, summary = results["rows"], results["summary"]
     finished = {v: sum(1 for r in rows if r["variant"] == v and r["status"] == "finished") for v in summary}
@@ -616,7 +589,7 @@ def run_sweep(sweep: Sweep, out: str | Path, *, only: Optional[Sequence[str]] = 
     report.results = collect(sweep, out, all_jobs)
     write_results(report.results, out)
     if charts and report.results["metrics"]:
-        from vtgcore.plots import sweep_charts
+        from vtgcore.apps.plots import sweep_charts
 
         try:
             sweep_charts(out)
@@ -645,7 +618,7 @@ def command(sweep_file: str | Path, *, out: str | Path | None = None, launcher: 
         out.mkdir(parents=True, exist_ok=True)
         write_results(results, out)
         if results["metrics"]:
-            from vtgcore.plots import sweep_charts
+            from vtgcore.apps.plots import sweep_charts
 
             sweep_charts(out)
         waiting = [j.label for j in jobs if j.state != "finished"]

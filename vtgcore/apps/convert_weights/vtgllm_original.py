@@ -53,9 +53,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from vtgcore.errors import CheckpointError, VTGError
 from vtgcore_plugins.encoders.eva_vit_g_qformer import lavis_ignore_reason, lavis_to_module_key, read_weight_file
-from vtgcore_plugins.time_encodings.abs_second_table import INTERPOLATIONS, fill_untrained_rows
-from vtgcore_plugins.time_encodings.absolute_time_tokens import TIME_TOKENS
-from vtgcore_plugins.time_encodings.frame_index import nearest_rows
+from vtgcore_plugins.time_embeddings.abs_second_table import INTERPOLATIONS, fill_untrained_rows
+from vtgcore_plugins.time_codecs.absolute_time_tokens import TIME_TOKENS
+from vtgcore_plugins.time_embeddings.frame_index import nearest_rows
 
 #: The tokens the original added after the LLaMA vocabulary, in id order (ids B, B+1, ..., B+11).
 ORIGINAL_IMAGE_TOKEN = "<ImageHere>"
@@ -177,7 +177,7 @@ def map_original_state(state: dict[str, torch.Tensor], model: torch.nn.Module, t
         video_token: the recipe's video placeholder, which takes ``<ImageHere>``'s row.
         interpolation: fill the time table's untrained (all-zero) rows: ``none``, ``linear`` or
             ``legacy_swapped`` (the original's formula, bugs included), as
-            :func:`~vtgcore_plugins.time_encodings.abs_second_table.fill_untrained_rows`.
+            :func:`~vtgcore_plugins.time_embeddings.abs_second_table.fill_untrained_rows`.
         where: the file, for messages.
         report: filled with what was done (ignored keys by reason, vocabulary moves, resizes ...).
 
@@ -339,9 +339,11 @@ def default_recipe() -> Path:
     Raises:
         VTGError: it does not exist (pass a recipe).
     """
-    for path in (Path(DEFAULT_RECIPE), Path(__file__).resolve().parents[2] / DEFAULT_RECIPE):
-        if path.is_file():
-            return path
+    from vtgcore.config.loader import resolve_recipe_path
+
+    path = resolve_recipe_path(DEFAULT_RECIPE)
+    if path.is_file():
+        return path
     raise VTGError(f"convert: no recipe given and the default {DEFAULT_RECIPE} does not exist; pass --recipe "
                    "(a recipe of the paper's model: eva_vit_g_qformer, abs_second_table with max_frames, slot, "
                    "linear, LLaMA-2 with LoRA, absolute_time_tokens)")

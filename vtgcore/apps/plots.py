@@ -11,11 +11,11 @@ Every picture is drawn from a plain dict prepared by a pure function (:func:`tim
 :func:`sweep_chart_data`) so tests can check what the drawing code receives. matplotlib is
 imported inside the drawing functions only.
 
-:func:`run_timelines` reads a run folder written by :func:`vtgcore.main_job.run` (or ``vtg eval
+:func:`run_timelines` reads a run folder written by :func:`vtgcore.apps.main_job.run` (or ``vtg eval
 --out RUN_DIR/eval``): ``eval/moment_retrieval/{metrics.json, predictions.json,
 generations.jsonl}``, the ground truth named in that ``metrics.json``, and, when present,
 ``eval/highlights/predictions.json`` for the saliency bars. :func:`sweep_charts` reads a sweep
-folder's ``results.json`` (:mod:`vtgcore.sweep`).
+folder's ``results.json`` (:mod:`vtgcore.apps.sweep`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from vtgcore.errors import VTGError
-from vtgcore.fileio import locate
+from vtgcore.utils.fileio import locate
 
 CLIP_SECONDS = 2.0
 """Length of one saliency clip (QVHighlights and VTG-Synth: 2-second clips)."""
@@ -95,7 +95,7 @@ def sweep_chart_data(results: dict[str, Any] | Sequence[dict[str, Any]], metric:
         standard deviation over seeds (0 with one seed); ``baseline`` the constant-window value or
         None.
     """
-    from vtgcore.sweep import summarize
+    from vtgcore.eval.aggregate import summarize
 
     if isinstance(results, dict):
         summary = results.get("summary")
@@ -286,7 +286,7 @@ def run_timeline_data(run_dir: str | Path, *, limit: Optional[int] = 20, video_r
         VTGError: no moment-retrieval evaluation in the run folder, or its files cannot be read.
     """
     from vtgcore.data.formats import load_eval, resolve_video
-    from vtgcore.eval.runner import read_cache
+    from vtgcore.eval.evaluation import read_cache
 
     run_dir = Path(run_dir)
     folder = run_dir / "eval" / "moment_retrieval"

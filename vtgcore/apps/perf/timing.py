@@ -139,7 +139,7 @@ def machine_info() -> dict[str, Any]:
         info["cuda_memory_gib"] = round(props.total_memory / 2**30, 1)
         info["cuda_version"] = torch.version.cuda
     try:
-        root = Path(__file__).resolve().parents[2]
+        root = Path(__file__).resolve().parents[3]  # the checkout holding vtgcore/ (no commit for a wheel)
         info["git_commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
                                             text=True, timeout=5).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):

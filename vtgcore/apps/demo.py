@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
 from vtgcore.errors import VTGError
-from vtgcore.pipeline import QUERY_TASKS, TASK_LABELS, TASKS, clock
+from vtgcore.apps.pipeline import QUERY_TASKS, TASK_LABELS, TASKS, clock
 
 if TYPE_CHECKING:
-    from vtgcore.pipeline import Grounding, Pipeline
+    from vtgcore.apps.pipeline import Grounding, Pipeline
 
 VIDEO_TYPES = ["video", ".mp4", ".mkv", ".webm", ".avi", ".mov", ".ts", ".m2ts", ".mts", ".flv", ".mpg", ".mpeg"]
 """What the upload box offers (browsers filter by these; the reader decides what can be read)."""
@@ -151,7 +151,7 @@ def answer(pipeline: Optional["Pipeline"], video: Optional[str], task: str, quer
         message: the answer when there is no model.
 
     Returns:
-        The answer (from :meth:`~vtgcore.pipeline.Grounding.describe`, or a message that says what is
+        The answer (from :meth:`~vtgcore.apps.pipeline.Grounding.describe`, or a message that says what is
         wrong) and the timeline (empty with a message).
     """
     from vtgcore.errors import VideoReadError

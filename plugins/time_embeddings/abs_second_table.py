@@ -27,8 +27,8 @@ from torch import nn
 
 from vtgcore.errors import TimeRangeError
 from vtgcore.interfaces import TimeEmbedding
-from vtgcore.plugins import hookimpl
-from vtgcore_plugins.time_encodings.frame_index import FrameIndexTable
+from vtgcore.plugin_loader import hookimpl
+from vtgcore_plugins.time_embeddings.frame_index import FrameIndexTable
 
 INITS = ("zeros", "random", "sinusoidal")
 INTERPOLATIONS = ("none", "linear", "legacy_swapped")

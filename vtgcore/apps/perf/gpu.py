@@ -9,7 +9,7 @@ the LLM in fp16 (what a V100 runs; no bf16), and measures, per video:
 * ``prefill``: the LLM over the prompt (video tokens, 96 frame times, the query);
 * ``decode``: ``new_tokens`` greedy steps with the KV cache (every step forced, so runs compare);
 
-at batch 1 and batch 8, each beside its floor from :mod:`vtgcore.perf.floors` (data-sheet peaks of
+at batch 1 and batch 8, each beside its floor from :mod:`vtgcore.apps.perf.floors` (data-sheet peaks of
 the device, and the matmul and copy rates measured on it); the peak GPU memory of inference (and
 what the weights alone take, with the 8-bit and 4-bit estimates for a 16 GB card); and one LoRA
 training step (gradient checkpointing, as ``base.yaml``) from pixels and from cached encoder
@@ -25,8 +25,8 @@ import statistics
 from pathlib import Path
 from typing import Any, Optional
 
-from vtgcore.perf import floors as F
-from vtgcore.perf.timing import seconds, sync
+from vtgcore.apps.perf import floors as F
+from vtgcore.apps.perf.timing import seconds, sync
 
 PAPER_LLAMA = {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
                "num_attention_heads": 32, "num_key_value_heads": 32, "max_position_embeddings": 4096,
@@ -44,7 +44,9 @@ ANSWER = "From 0012.5 to 0017.0 seconds."
 
 def recipe_path() -> Path:
     """``recipes/vtgllm/eval_charades.yaml`` of this checkout."""
-    path = Path(__file__).resolve().parents[2] / "recipes" / "vtgllm" / "eval_charades.yaml"
+    from vtgcore.config.loader import packaged_root
+
+    path = packaged_root() / "vtgllm" / "eval_charades.yaml"
     if not path.is_file():
         from vtgcore.errors import VTGError
 
@@ -78,7 +80,7 @@ def real_shape_recipe(scale: str = "paper", frames: Optional[int] = None) -> Any
 
 
 def model_shape(recipe: Any, model: Any) -> F.ModelShape:
-    """The :class:`~vtgcore.perf.floors.ModelShape` of a built model (for its FLOP counts)."""
+    """The :class:`~vtgcore.apps.perf.floors.ModelShape` of a built model (for its FLOP counts)."""
     enc = recipe.model.encoder.params
     cfg = model.llm.model.config
     vit = F.ViTShape(image_size=int(enc.image_size), patch_size=int(enc.patch_size), width=int(enc.vit_width),

@@ -20,7 +20,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from vtgcore.errors import CheckpointError
-from vtgcore.fileio import atomic_write_bytes, atomic_write_text
+from vtgcore.utils.fileio import atomic_write_bytes, atomic_write_text
 
 WEIGHTS = "model.safetensors"
 RECIPE = "recipe.yaml"
