@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from vtgcore.plugin_loader import hookimpl  # noqa: E402
+from vtgcore.hookspecs import hookimpl  # noqa: E402
 
 
 def load_recipe(*args, **kwargs):

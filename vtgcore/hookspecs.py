@@ -17,6 +17,8 @@ from typing import Callable
 
 import pluggy
 
+from vtgcore.vocab import PLUGIN_KINDS
+
 hookspec = pluggy.HookspecMarker("vtgcore")
 
 Register = Callable[..., None]
@@ -74,14 +76,10 @@ def vtg_register_llms(register: Register) -> None:
     """
 
 
-KINDS: dict[str, str] = {
-    "encoder": "vtg_register_encoders",
-    "time_embedding": "vtg_register_time_embeddings",
-    "time_codec": "vtg_register_time_codecs",
-    "compressor": "vtg_register_compressors",
-    "projector": "vtg_register_projectors",
-    "llm": "vtg_register_llms",
-}
-"""Plugin kind -> the hook that registers it."""
+KINDS: dict[str, str] = PLUGIN_KINDS
+"""Plugin kind -> the hook that registers it (defined in :mod:`vtgcore.vocab`)."""
 
-__all__ = ["hookspec", "KINDS", "Register"]
+hookimpl = pluggy.HookimplMarker("vtgcore")
+"""Marker for a plugin's hook implementations (also exported as ``vtgcore.hookimpl``)."""
+
+__all__ = ["hookspec", "hookimpl", "KINDS", "Register"]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pluggy
 
 from vtgcore import hookspecs
+from vtgcore.hookspecs import hookimpl  # noqa: F401  (re-exported for old imports)
 from vtgcore.errors import PluginError
 
 ENTRY_POINT_GROUP = "vtgcore"
@@ -42,9 +43,6 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "vtgcore_plugins.llms.hf_causal_lm",
 )
 """Modules of the first-party plugins, registered exactly like third-party ones."""
-
-hookimpl = pluggy.HookimplMarker("vtgcore")
-
 
 @dataclass(frozen=True)
 class Provider:

@@ -12,7 +12,7 @@ from typing import Optional
 import torch
 
 from vtgcore.interfaces import TokenCompressor
-from vtgcore.plugin_loader import hookimpl
+from vtgcore.hookspecs import hookimpl
 from vtgcore.types import VisualTokens
 from vtgcore_plugins.compressors._selection import real_tokens, token_frames
 

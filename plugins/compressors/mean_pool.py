@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from vtgcore.interfaces import TokenCompressor
-from vtgcore.plugin_loader import hookimpl
+from vtgcore.hookspecs import hookimpl
 from vtgcore.types import VisualTokens
 from vtgcore_plugins.compressors._selection import real_tokens, token_frames
 

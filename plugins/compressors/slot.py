@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from vtgcore.interfaces import TokenCompressor
-from vtgcore.plugin_loader import hookimpl
+from vtgcore.hookspecs import hookimpl
 from vtgcore.types import VisualTokens
 
 

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vtgcore.interfaces import TokenCompressor
-from vtgcore.plugin_loader import hookimpl
+from vtgcore.hookspecs import hookimpl
 from vtgcore.types import VisualTokens
 
 

@@ -52,7 +52,7 @@ from torch import nn
 from vtgcore.checkpoint import torch_load_weights
 from vtgcore.errors import CheckpointError, ConfigValidationError, ShapeError
 from vtgcore.interfaces import FrameEncoder
-from vtgcore.plugin_loader import hookimpl
+from vtgcore.hookspecs import hookimpl
 
 log = logging.getLogger(__name__)
 

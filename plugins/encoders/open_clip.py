@@ -35,7 +35,7 @@ from torch import nn
 
 from vtgcore.errors import CheckpointError, ConfigValidationError, VTGError
 from vtgcore.interfaces import FrameEncoder
-from vtgcore.plugin_loader import hookimpl
+from vtgcore.hookspecs import hookimpl
 
 log = logging.getLogger(__name__)
 

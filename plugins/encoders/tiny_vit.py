@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from vtgcore.interfaces import FrameEncoder
-from vtgcore.plugin_loader import hookimpl
+from vtgcore.hookspecs import hookimpl
 
 # The CLIP constants of vtgcore.data.transforms, repeated so that listing plugins does not import
 # torchvision.

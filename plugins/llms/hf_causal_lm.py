@@ -21,7 +21,7 @@ import torch
 
 from vtgcore.errors import CheckpointError, VTGError
 from vtgcore.interfaces import LanguageModel
-from vtgcore.plugin_loader import hookimpl
+from vtgcore.hookspecs import hookimpl
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from vtgcore.interfaces import Projector
-from vtgcore.plugin_loader import hookimpl
+from vtgcore.hookspecs import hookimpl
 
 
 @dataclass

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 from vtgcore.errors import TimeCodecError
 from vtgcore.interfaces import TimeCodec
-from vtgcore.plugin_loader import hookimpl
+from vtgcore.hookspecs import hookimpl
 
 DIGIT_NAMES = ("ZERO", "ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGHT", "NINE")
 TIME_TOKENS: tuple[str, ...] = tuple(f"<TIME_{n}>" for n in DIGIT_NAMES) + ("<TIME_DOT>",)

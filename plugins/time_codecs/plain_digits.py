@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 from vtgcore.errors import TimeCodecError
 from vtgcore.interfaces import TimeCodec
-from vtgcore.plugin_loader import hookimpl
+from vtgcore.hookspecs import hookimpl
 
 _NUMBER = re.compile(r"(?<![\d.])\d+(?:\.\d+)?")
 

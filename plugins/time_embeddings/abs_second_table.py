@@ -27,7 +27,7 @@ from torch import nn
 
 from vtgcore.errors import TimeRangeError
 from vtgcore.interfaces import TimeEmbedding
-from vtgcore.plugin_loader import hookimpl
+from vtgcore.hookspecs import hookimpl
 from vtgcore_plugins.time_embeddings.frame_index import FrameIndexTable
 
 INITS = ("zeros", "random", "sinusoidal")

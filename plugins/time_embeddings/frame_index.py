@@ -17,7 +17,7 @@ from torch import nn
 
 from vtgcore.errors import ShapeError
 from vtgcore.interfaces import TimeEmbedding
-from vtgcore.plugin_loader import hookimpl
+from vtgcore.hookspecs import hookimpl
 
 
 @dataclass

@@ -7,7 +7,7 @@ from typing import Optional
 import torch
 
 from vtgcore.interfaces import TimeEmbedding
-from vtgcore.plugin_loader import hookimpl
+from vtgcore.hookspecs import hookimpl
 
 
 class NoTimeEmbedding(TimeEmbedding):
