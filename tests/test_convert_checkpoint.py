@@ -292,8 +292,12 @@ def test_interpolation_of_untrained_seconds(recipe_path, tmp_path, mode):
         torch.testing.assert_close(table[3], r2 * (3 - 2) / 4 + r6 * (6 - 3) / 4)
         torch.testing.assert_close(table[5], r2 * (5 - 2) / 4 + r6 * (6 - 5) / 4)
         torch.testing.assert_close(table[1], orig[0] * (1 - 0) / 2 + r2 * (2 - 1) / 2)  # left margin 0
-        for s in (7, 10, 15):  # right = -1 (the last row, zero): span -1 - 6 = -7
-            torch.testing.assert_close(table[s], r6 * (s - 6) / (-1 - 6))
+        # right = -1 (the last row): span -1 - 6 = -7; the last row is filled first (from itself while
+        # still zero) and every other trailing row reads it filled
+        last = r6 * (MAX_SECONDS - 1 - 6) / (-1 - 6)
+        torch.testing.assert_close(table[MAX_SECONDS - 1], last)
+        for s in (7, 10, MAX_SECONDS - 2):
+            torch.testing.assert_close(table[s], r6 * (s - 6) / (-1 - 6) + last * (-1 - s) / (-1 - 6))
     recipe = OmegaConf.load(out / "recipe.yaml")
     # filled here, not again at eval time
     assert recipe.model.time_embedding.params.get("interpolation", "none") == "none"

@@ -202,3 +202,131 @@ def test_documented_recipe_files_exist():
             if not (ROOT / path).is_file() and "<" not in path and "*" not in path:
                 missing.append(f"{page.relative_to(ROOT)}: {path}")
     assert not missing
+
+
+# ------------------------------------------------------------------------------------------------
+# Every file of the repository a page names exists, and no page points outside the repository
+
+REPO_FOLDERS = ("vtgcore", "plugins", "recipes", "docs", "tests", "bench", "examples", "configs")
+REPO_PATH = re.compile(r"(?<![\w/.$-])(?<!\]\()((?:%s)/[\w./{},*-]*)" % "|".join(REPO_FOLDERS))
+OUTSIDE = ("../shared", "/work/", "shared/reference", "vtgllm-original.md", "peers.md", "DESIGN.md")
+"""Spellings of files a user of the repository does not have (the authors' notes and machines)."""
+
+
+def _expand_braces(path: str) -> list[str]:
+    m = re.search(r"\{([^{}]*)\}", path)
+    if not m:
+        return [path]
+    return [p for alt in m.group(1).split(",") for p in _expand_braces(path[:m.start()] + alt + path[m.end():])]
+
+
+def _exists(path: str, bases: list[Path]) -> bool:
+    """Every expansion of ``path`` (braces ``{a,b}``; a ``*`` glob matching something) under one of ``bases``."""
+    def found(candidate: str, base: Path) -> bool:
+        return any(base.glob(candidate)) if "*" in candidate else (base / candidate).exists()
+
+    return all(any(found(candidate, base) for base in bases) for candidate in _expand_braces(path))
+
+
+def _line(text: str, pos: int) -> int:
+    return text.count("\n", 0, pos) + 1
+
+
+def test_repository_paths_named_by_the_pages_exist():
+    missing = []
+    for page in PAGES:
+        text = page.read_text()
+        bases = [ROOT, page.parent]
+        if page in (EXAMPLE / "README.md", DOCS / "writing_a_plugin.md"):  # the example package's own tree
+            bases.append(EXAMPLE)
+        for m in REPO_PATH.finditer(text):
+            path = m.group(1).rstrip(".,;:")
+            if not _exists(path, bases):
+                missing.append(f"{page.relative_to(ROOT)}:{_line(text, m.start())}: {path}")
+    assert not missing, "\n".join(missing)
+
+
+def test_relative_links_of_the_pages_resolve_inside_the_repository():
+    broken = []
+    for page in PAGES:
+        text = page.read_text()
+        for m in re.finditer(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+            target = m.group(1)
+            if re.match(r"^[a-z]+:", target):  # https:, mailto:
+                continue
+            resolved = (page.parent / target).resolve()
+            if not resolved.is_relative_to(ROOT) or not resolved.exists():
+                broken.append(f"{page.relative_to(ROOT)}:{_line(text, m.start())}: {target}")
+    assert not broken, "\n".join(broken)
+
+
+def test_no_page_or_shipped_recipe_refers_outside_the_repository():
+    sources = PAGES + sorted((ROOT / "recipes").rglob("*.yaml")) + sorted(p for p in EXAMPLE.rglob("*")
+                                                                       if p.suffix in (".md", ".toml", ".py", ".yaml"))
+    found = []
+    for path in sources:
+        text = path.read_text()
+        for spelling in OUTSIDE:
+            for m in re.finditer(re.escape(spelling), text):
+                found.append(f"{path.relative_to(ROOT)}:{_line(text, m.start())}: {spelling}")
+    assert not found, "\n".join(found)
+
+
+def _resolves(dotted: str) -> bool:
+    import importlib
+    import importlib.util
+
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        module = ".".join(parts[:i])
+        try:
+            if importlib.util.find_spec(module) is None:
+                continue
+        except (ImportError, ValueError):
+            continue
+        obj = importlib.import_module(module)
+        for attr in parts[i:]:
+            if not hasattr(obj, attr):
+                return False
+            obj = getattr(obj, attr)
+        return True
+    return False
+
+
+def test_python_names_the_pages_give_exist():
+    missing = []
+    for page in PAGES:
+        text = page.read_text()
+        for m in re.finditer(r"(?<![\w/.-])(vtgcore(?:_plugins|_recipes)?(?:\.\w+)+)", text):
+            if not _resolves(m.group(1)):
+                missing.append(f"{page.relative_to(ROOT)}:{_line(text, m.start())}: {m.group(1)}")
+    assert not missing, "\n".join(missing)
+
+
+def test_the_path_check_catches_mistakes():
+    assert _exists("vtgcore/config/loader.py", [ROOT]) and _exists("recipes/vtgllm/eval_*.yaml", [ROOT])
+    assert _exists("recipes/vtgllm/finetune_{charades,youcook2}.yaml", [ROOT])
+    assert not _exists("vtgcore/plugins.py", [ROOT]) and not _exists("recipes/vtgllm/finetune_{charades,nope}.yaml", [ROOT])
+    found = [m.group(1) for m in REPO_PATH.finditer("see `vtgcore/cli.py`, [x](bench/a.json), https://h/docs/x.md")]
+    assert found == ["vtgcore/cli.py"]
+    assert _resolves("vtgcore.apps.cli.main") and not _resolves("vtgcore.plugins.BUILTIN_PLUGINS")
+
+
+def test_the_readme_tour_lists_the_folders_of_the_source_tree():
+    text = (ROOT / "README.md").read_text()
+    block = text.split("## A short tour\n\n```\n", 1)[1].split("```", 1)[0]
+    listed, stack = set(), []
+    for line in block.splitlines():
+        m = re.match(r"^( *)(\S+)/ {2,}\S", line)
+        if not m:
+            continue
+        depth = len(m.group(1)) // 2
+        stack = stack[:depth] + [m.group(2)]
+        listed.add("/".join(stack))
+    assert listed, "the tour is a code block of `folder/   what lives there` lines"
+    missing = sorted(p for p in listed if not (ROOT / p).is_dir())
+    assert not missing, f"the README's tour names folders that do not exist: {missing}"
+    packages = {p.parent.relative_to(ROOT).as_posix() for p in (ROOT / "vtgcore").glob("*/__init__.py")}
+    packages |= {p.parent.relative_to(ROOT).as_posix() for p in (ROOT / "vtgcore" / "apps").glob("*/__init__.py")}
+    assert not packages - listed, f"the README's tour leaves out {sorted(packages - listed)}"
+    assert "make run" in text.split("\n## ", 1)[0] and "make test" in text.split("\n## ", 1)[0]

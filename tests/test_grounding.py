@@ -9,7 +9,7 @@ from torch.nn import functional as F
 
 from vtgcore import build_model, load_recipe
 from vtgcore.errors import RecipeError, ShapeError
-from vtgcore.grounding import QueryGate, grounding_loss, window_targets
+from vtgcore_plugins.grounding.query_gate import QueryGate, grounding_loss, window_targets
 
 T = 8
 MR = [{"q": "When does the red circle move up?", "a": "<time>1.5</time> - <time>4.5</time> seconds."}]
@@ -19,7 +19,7 @@ DVC = [{"q": "List the events.", "a": "<time>0</time> - <time>3</time> seconds, 
 
 @pytest.fixture
 def grounded(tiny_recipe_path):
-    return build_model(load_recipe(tiny_recipe_path, ["model.grounding.enabled=true"]))
+    return build_model(load_recipe(tiny_recipe_path, ["model.grounding.name=query_gate"]))
 
 
 def frames_and_times(b=2, seed=0):
@@ -135,14 +135,36 @@ def test_model_with_grounding_adds_the_loss_and_depends_on_the_query(grounded):
 
 def test_model_without_grounding_is_unchanged(tiny):
     model, proc = tiny
-    assert model.grounding is None
+    assert model.grounding is not None and not model.grounding.needs_prompt
+    assert list(model.grounding.parameters()) == []
     frames, ts = frames_and_times()
     batch = proc([MR, DVC], ts.tolist())
     out = model(frames, ts, batch["input_ids"], batch["attention_mask"], batch["labels"])
     assert out.aux_losses == {} and model.encode_video(frames, ts).frame_logits is None
 
 
-@pytest.mark.parametrize("override", ["model.grounding.hidden=0", "model.grounding.loss_weight=-1"])
+@pytest.mark.parametrize("override", ["model.grounding.params.hidden=0", "model.grounding.params.loss_weight=-1",
+                                      "model.grounding.params.loss_weight=nan"])
 def test_bad_grounding_settings_are_recipe_errors(tiny_recipe_path, override):
-    with pytest.raises(RecipeError, match="model.grounding needs"):
-        load_recipe(tiny_recipe_path, ["model.grounding.enabled=true", override])
+    with pytest.raises(RecipeError, match="query_gate needs hidden >= 1 and loss_weight >= 0"):
+        load_recipe(tiny_recipe_path, ["model.grounding.name=query_gate", override])
+
+
+@pytest.mark.parametrize("legacy, name, params", [
+    (["model.grounding.enabled=true"], "query_gate", {}),
+    (["model.grounding.enabled=true", "model.grounding.hidden=8", "model.grounding.loss_weight=2.0"], "query_gate",
+     {"hidden": 8, "loss_weight": 2.0}),
+    (["model.grounding.enabled=false", "model.grounding.hidden=8"], "none", {}),
+])
+def test_recipes_of_older_runs_are_upgraded_to_the_plugin_form(tiny_recipe_path, legacy, name, params):
+    """Run folders written before grounding became a plugin kind hold ``{enabled, hidden, loss_weight}``."""
+    recipe = load_recipe(tiny_recipe_path, legacy)
+    assert recipe.model.grounding.name == name
+    assert dict(recipe.model.grounding.params) == params
+
+
+def test_model_py_knows_no_grounding_technique_by_name():
+    import vtgcore.model as M
+
+    source = open(M.__file__).read()
+    assert "QueryGate" not in source and "grounding_loss" not in source and "window_targets" not in source

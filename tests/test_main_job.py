@@ -5,7 +5,7 @@ import json
 import pytest
 
 from vtgcore.apps import cli
-from vtgcore.apps.main_job import KEYS
+from vtgcore.vocab import METRIC_KEYS
 
 
 @pytest.mark.slow
@@ -19,9 +19,9 @@ def test_main_job_layout(tmp_path, capsys):
     assert lines[-1] == str(run_dir)
     assert any(line.startswith("moment retrieval R1@0.5: model") for line in lines)
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    for task, keys in KEYS.items():
+    for task, keys in METRIC_KEYS.items():
         assert set(keys) <= set(metrics[task]) and set(keys) <= set(metrics["baselines"][task])
-    assert all(0.0 <= metrics["baselines"]["moment_retrieval"][k] <= 100.0 for k in KEYS["moment_retrieval"])
+    assert all(0.0 <= metrics["baselines"]["moment_retrieval"][k] <= 100.0 for k in METRIC_KEYS["moment_retrieval"])
     assert (run_dir / "checkpoints" / "iter_3" / "model.safetensors").is_file()
     assert (run_dir / "checkpoints" / "iter_3" / "recipe.yaml").is_file()
     assert (run_dir / "eval" / "moment_retrieval" / "predictions.json").is_file()

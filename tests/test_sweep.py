@@ -265,7 +265,7 @@ def test_synth_ablations_every_variant_resolves():
     assert load_sweep(ABLATIONS).seeds == [0, 1, 2]
     recipes = {j.variant: OmegaConf.create(j.recipe_text) for j in jobs if j.seed == 0}
     full = recipes["full"].model
-    assert full.compressor.name == "identity" and full.grounding.enabled
+    assert full.compressor.name == "identity" and full.grounding.name == "query_gate"
     # every variant keeps VTG-LLM's frame-time sentence but the one that drops it (make run's recipe)
     assert full.prompt.timestamps_in_prompt and recipes["no_abs_time_embedding"].model.prompt.timestamps_in_prompt
     assert not recipes["no_frame_times_in_prompt"].model.prompt.timestamps_in_prompt

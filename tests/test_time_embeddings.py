@@ -86,9 +86,11 @@ def test_legacy_swapped_reproduces_both_bugs():
     assert torch.allclose(filled[3], torch.tensor([0.25, 0.75]))
     # the left margin starts at row 0 (untrained, zero): row 1 = 0.5 * row 2
     assert torch.allclose(filled[1], torch.tensor([0.5, 0.0]))
-    # bug 2: past the last trained second, right = -1 (a zero row): -(s - 6) / 7 times row 6
-    for s in (7, 8, 9):
-        assert torch.allclose(filled[s], torch.tensor([0.0, -(s - 6) / 7]))
+    # bug 2: past the last trained second, right = -1 (the last row), filled in place from the last
+    # row down: row 9 = row 6 * 3 / -7 + row 9 (still zero); rows 8 and 7 read the filled row 9
+    assert torch.allclose(filled[9], torch.tensor([0.0, -3 / 7]))
+    assert torch.allclose(filled[8], torch.tensor([0.0, 2 / -7 + (-3 / 7) * -9 / -7]))  # -41/49
+    assert torch.allclose(filled[7], torch.tensor([0.0, 1 / -7 + (-3 / 7) * -8 / -7]))  # -31/49
 
 
 def test_fill_leaves_trained_rows_and_degenerate_tables_alone():

@@ -63,6 +63,7 @@ def test_base_is_the_paper_configuration(monkeypatch):
     assert llm["lora"] == {"r": 32, "alpha": 32, "dropout": 0.1, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
                            "extra_trainable": ["embed_tokens", "lm_head"]}
     assert model["prompt"]["max_length"] == 2048
+    assert Path(model["init_from"]).name == "video_llama2_vl"  # ckpt: VL_LLaMA_2_7B_Finetuned.pth, converted
     mix = data["train"]["datasets"]
     assert [Path(e["annotation"]).parts[-2:] for e in mix] == [("vtg-it", "vtg-it-120k.json"), ("valley", "time_token.json")]
     assert [e["ratio"] for e in mix] == [1, 1] and data["train"]["batch_size"] == 1
@@ -106,7 +107,9 @@ def test_eval_recipes(name, benchmark, fmt):
     assert list(r["data"]["val"]) == [benchmark] and r["data"]["val"][benchmark]["format"] == fmt in EVAL_FORMATS
     keys = changed(name)
     assert keys == {"model.encoder.params.freeze_qformer", "model.time_embedding.params.interpolation",
+                    "model.init_from",  # ckpt is the VTG-LLM checkpoint (--checkpoint), not Video-LLaMA's
                     "data.video_root", f"data.val.{benchmark}.annotation", f"data.val.{benchmark}.format"}
+    assert r["model"]["init_from"] is None
 
 
 @pytest.mark.parametrize("name, epochs, iters, warmup, accum", [
@@ -128,7 +131,9 @@ def test_finetune_recipes_follow_the_original_table(monkeypatch, name, epochs, i
     assert first["end"] == warmup // accum == cosine["begin"] and cosine["end"] == runner["optimizer_steps"]
     assert runner["checkpoint_interval"] == iters
     assert len(r["data"]["train"]["datasets"]) == 1
-    assert {k.split(".")[0] for k in changed(name)} == {"data", "runner"}
+    assert {k.split(".")[0] for k in changed(name)} == {"data", "runner", "model"}
+    assert {k for k in changed(name) if k.startswith("model.")} == {"model.init_from"}  # --load-from instead
+    assert r["model"]["init_from"] is None
     assert {k for k in changed(name) if k.startswith("data.")} == {"data.train.datasets"}
 
 
@@ -149,7 +154,8 @@ ABLATIONS = {
                                  "model.compressor.params.init_std"},
     "no_absolute_time.yaml": {"model.time_embedding.name", "model.time_embedding.params.max_seconds",
                               "model.time_embedding.params.init", "model.time_embedding.params.out_of_range",
-                              "model.time_embedding.params.interpolation"},  # max_frames 96 stays
+                              "model.time_embedding.params.interpolation",  # max_frames 96 stays
+                              "model.init_from"},  # converted for this recipe: the table is time_embedding.weight
     "random_init_table.yaml": {"model.time_embedding.params.init"},
     "no_time_tokens.yaml": {"model.time_codec.name", "model.time_codec.params.decimals",
                             "model.time_codec.params.integer_digits", "model.time_codec.params.rounding",

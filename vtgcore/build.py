@@ -11,9 +11,9 @@ from torch import nn
 
 from vtgcore.catalog import Catalog, default_catalog
 from vtgcore.errors import CheckpointError
-from vtgcore.grounding import QueryGate
 from vtgcore.model import VideoLLM
 from vtgcore.processor import PromptConfig, VideoLLMProcessor
+from vtgcore.vocab import MODULE_KINDS
 
 
 def load_component_checkpoint(module: nn.Module, path: str, kind: str) -> None:
@@ -40,9 +40,40 @@ def load_component_checkpoint(module: nn.Module, path: str, kind: str) -> None:
         raise CheckpointError(f"{kind} checkpoint {path}: {detail[:500]}") from None
 
 
+#: The command that makes the paper recipes' ``model.init_from`` (named when the file is missing).
+INIT_FROM_COMMAND = "vtg convert video-llama VL_LLaMA_2_7B_Finetuned.pth {path}"
+
+
+def load_init_from(model: nn.Module, path: str, where: str = "") -> dict[str, Any]:
+    """Load ``model.init_from`` (a vtgcore checkpoint folder or safetensors file) into the model.
+
+    Only the tensors the file holds are loaded; each must exist in the model with the same shape
+    (:func:`vtgcore.checkpoint.load_checkpoint`). Never unpickles.
+
+    Returns:
+        The folder's manifest (empty when there is none).
+
+    Raises:
+        CheckpointError: one line naming ``model.init_from``: the path does not exist (with the
+            command that makes the paper recipes' file), or the file does not fit the model.
+    """
+    from vtgcore.checkpoint import load_checkpoint
+
+    pre = f"{where}: " if where else ""
+    if not Path(path).exists():
+        raise CheckpointError(
+            f"{pre}model.init_from: {path} not found; the paper recipes start from Video-LLaMA-2's vision-language "
+            f"checkpoint, made by `{INIT_FROM_COMMAND.format(path=path)}` (or set model.init_from=null to start "
+            "from scratch)")
+    try:
+        return load_checkpoint(model, path)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{pre}model.init_from: {exc}") from None
+
+
 def build_model(recipe: DictConfig, catalog: Optional[Catalog] = None, *, where: str = "",
                 seed: Optional[int] = None) -> tuple[VideoLLM, VideoLLMProcessor]:
-    """Build every component the recipe names, join them, apply checkpoints and trainability.
+    """Build every component the recipe names, join them, apply ``init_from``, checkpoints and trainability.
 
     Args:
         recipe: a recipe from :func:`vtgcore.config.loader.load_recipe`.
@@ -62,8 +93,7 @@ def build_model(recipe: DictConfig, catalog: Optional[Catalog] = None, *, where:
 
     encoder = build("encoder")
     llm = build("llm")
-    grounding = spec["grounding"]
-    gate = QueryGate(encoder.out_dim, llm.hidden_size, grounding["hidden"]) if grounding["enabled"] else None
+    grounding = build("grounding", dim=encoder.out_dim, text_dim=llm.hidden_size)
     model = VideoLLM(
         encoder=encoder,
         time_embedding=build("time_embedding", dim=encoder.out_dim),
@@ -73,15 +103,18 @@ def build_model(recipe: DictConfig, catalog: Optional[Catalog] = None, *, where:
         time_codec=build("time_codec"),
         video_token=spec["video_token"],
         encoder_chunk_size=spec["encoder_chunk_size"],
-        grounding=gate,
-        grounding_weight=grounding["loss_weight"],
+        grounding=grounding,
     )
-    if getattr(encoder, "needs_timestamps", False) and hasattr(encoder, "set_time_writer"):
-        # an encoder that writes frame times as text (Q-Former text input) writes them with the
-        # recipe's codec and gets its tokens; before the checkpoints, which hold the grown rows
-        codec = model.time_codec
-        encoder.set_time_writer(codec.encode, codec.special_tokens(), codec.token_init())
-    for kind in ("encoder", "time_embedding", "compressor", "projector", "llm"):
+    # an encoder that writes frame times as text (Q-Former text input) writes them with the
+    # recipe's codec and gets its tokens (default: nothing); before the checkpoints, which hold the
+    # grown rows
+    codec = model.time_codec
+    encoder.set_time_writer(codec.encode, codec.special_tokens(), codec.token_init())
+    # the model-level starting weights (the original's ``ckpt``: after the ViT, Q-Former and LLM
+    # files, which the components loaded when built), then the components' own checkpoints
+    if spec.get("init_from"):
+        load_init_from(model, spec["init_from"], where)
+    for kind in MODULE_KINDS:
         module: nn.Module = getattr(model, kind)
         if spec[kind]["checkpoint"]:
             load_component_checkpoint(module, spec[kind]["checkpoint"], kind)

@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from vtgcore.errors import ConfigValidationError, PluginError, UnknownPluginError
+from vtgcore.errors import ConfigValidationError, PluginError, UnknownPluginError, VTGError
 from vtgcore.hookspecs import KINDS
 from vtgcore.plugin_loader import Provider, get_plugin_manager
 
@@ -161,12 +161,17 @@ class Catalog:
             if missing:
                 raise ConfigValidationError(
                     f"{pre}{kind} plugin {name!r}: required param(s) {missing} not set")
-            return OmegaConf.to_container(merged, resolve=True)
+            resolved = OmegaConf.to_container(merged, resolve=True)
         except OmegaConfBaseException as exc:
             key = getattr(exc, "full_key", "") or "?"
             msg = str(exc).splitlines()[0]
             raise ConfigValidationError(
                 f"{pre}{kind} plugin {name!r}: bad value for param {key!r}: {msg}") from None
+        try:  # the dataclass's own checks (``__post_init__``) run when the recipe is validated
+            entry.config(**resolved)
+        except (TypeError, ValueError) as exc:
+            raise ConfigValidationError(f"{pre}{kind} plugin {name!r}: {exc}") from None
+        return resolved
 
     def build(self, kind: str, name: str, params: Mapping[str, Any] | None = None, *,
               where: str = "", **wiring: Any) -> Any:
@@ -178,9 +183,31 @@ class Catalog:
             params: recipe params.
             where: recipe file for error messages.
             **wiring: arguments the core supplies (``dim``, ``in_dim``, ``out_dim``).
+
+        Raises:
+            PluginError: the factory raised an exception that is not a :class:`VTGError`: one line
+                naming the kind, the plugin and its package, with the exception's first line; the
+                exception itself is the ``__cause__`` (``vtg --debug`` shows its traceback).
+            VTGError: the factory raised one (a bad checkpoint, a bad param ...): re-raised as is,
+                its message prefixed with the kind and plugin name unless it names the plugin.
         """
         kwargs = self.resolve_params(kind, name, params, where)
-        return self.get(kind, name).factory(**kwargs, **wiring)
+        entry = self.get(kind, name)
+        try:
+            return entry.factory(**kwargs, **wiring)
+        except VTGError as exc:
+            if (name not in str(exc) and len(exc.args) == 1 and isinstance(exc.args[0], str)
+                    and not isinstance(exc, OSError)):
+                exc.args = (f"{kind} plugin {name!r}: {exc.args[0]}",)
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure of third-party code becomes one line
+            pre = f"{where}: " if where else ""
+            detail = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+            raise PluginError(
+                f"{pre}{kind} plugin {name!r} (plugin {entry.provider.plugin!r} from package "
+                f"{entry.provider.package!r} {entry.provider.version}) failed to build: "
+                f"{type(exc).__name__}{': ' + detail[:300] if detail else ''} (vtg --debug shows the traceback)"
+            ) from exc
 
     @staticmethod
     def _check_kind(kind: str) -> str:

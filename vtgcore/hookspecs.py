@@ -1,4 +1,4 @@
-"""Hook specifications: the six ways a plugin adds components to vtgcore.
+"""Hook specifications: the seven ways a plugin adds components to vtgcore.
 
 Every hook is called once per plugin as ``hook(register=register)``. ``register`` has the signature::
 
@@ -38,6 +38,15 @@ def vtg_register_time_embeddings(register: Register) -> None:
 
     Factory wiring: ``dim`` (the encoder width Dv). Contract: ``(B, T, L, Dv) + seconds (B, T) ->
     (B, T, L, Dv)``.
+    """
+
+
+@hookspec
+def vtg_register_groundings(register: Register) -> None:
+    """Register grounding stages (:class:`vtgcore.interfaces.GroundingStage`).
+
+    Factory wiring: ``dim`` (Dv) and ``text_dim`` (the LLM hidden size D). Contract: ``(B, T, L, Dv)
+    + prompt (B, S, D) -> (B, T, L, Dv)`` and frame logits ``(B, T)`` or None, plus ``losses``.
     """
 
 

@@ -1,4 +1,4 @@
-"""``VideoLLM``: composes the six components and splices video tokens into the LLM's input."""
+"""``VideoLLM``: composes the seven components and splices video tokens into the LLM's input."""
 
 from __future__ import annotations
 
@@ -8,14 +8,13 @@ import torch
 from torch import nn
 
 from vtgcore.errors import PlaceholderMismatchError, ShapeError
-from vtgcore.grounding import QueryGate, grounding_loss, window_targets
-from vtgcore.interfaces import FrameEncoder, LanguageModel, Projector, TimeCodec, TimeEmbedding, TokenCompressor
-from vtgcore.processor import IGNORE_INDEX
-from vtgcore.types import VideoLLMOutput, VisualTokens
+from vtgcore.interfaces import (FrameEncoder, GroundingStage, LanguageModel, Projector, TimeCodec, TimeEmbedding,
+                                TokenCompressor)
+from vtgcore.types import IGNORE_INDEX, VideoLLMOutput, VisualTokens
 
 
 class VideoLLM(nn.Module):
-    """encode frames -> inject time -> compress -> project -> replace the K placeholder embeddings.
+    """encode frames -> inject time -> ground -> compress -> project -> replace the K placeholder embeddings.
 
     On construction the codec's tokens (initialised as the codec asks) and the video placeholder
     token are added to the LLM's vocabulary.
@@ -29,15 +28,14 @@ class VideoLLM(nn.Module):
         time_codec: writes and reads times (not a module).
         video_token: placeholder text the processor expands to K ids.
         encoder_chunk_size: frames per encoder call (0: all at once); bounds activation memory.
-        grounding: optional query gate between time injection and compression
-            (:mod:`vtgcore.grounding`; not in VTG-LLM).
-        grounding_weight: weight of its frame grounding loss in the total.
+        grounding: the grounding stage between time injection and compression (None: none); its
+            ``losses`` join the total.
     """
 
     def __init__(self, encoder: FrameEncoder, time_embedding: TimeEmbedding, compressor: TokenCompressor,
                  projector: Projector, llm: LanguageModel, time_codec: TimeCodec, *,
                  video_token: str = "<video>", encoder_chunk_size: int = 0,
-                 grounding: Optional[QueryGate] = None, grounding_weight: float = 1.0) -> None:
+                 grounding: Optional[GroundingStage] = None) -> None:
         super().__init__()
         self.encoder = encoder
         self.time_embedding = time_embedding
@@ -48,7 +46,6 @@ class VideoLLM(nn.Module):
         self.video_token = video_token
         self.encoder_chunk_size = encoder_chunk_size
         self.grounding = grounding
-        self.grounding_weight = grounding_weight
         self.time_token_ids = llm.add_tokens(time_codec.special_tokens(), init=time_codec.token_init())
         self.video_token_id = llm.add_tokens([video_token], special=True)[0]
 
@@ -81,7 +78,7 @@ class VideoLLM(nn.Module):
         b, t = frames.shape[:2]
         flat = frames.flatten(0, 1)
         step = self.encoder_chunk_size or flat.shape[0]
-        if getattr(self.encoder, "needs_timestamps", False):
+        if self.encoder.needs_timestamps:
             if timestamps is None or tuple(timestamps.shape) != (b, t):
                 raise ShapeError(f"the encoder needs the frame timestamps (B, T) = {(b, t)}, got "
                                  f"{None if timestamps is None else tuple(timestamps.shape)}")
@@ -101,7 +98,7 @@ class VideoLLM(nn.Module):
             timestamps: seconds of every frame.
             frame_mask: True for real frames.
             prompt: ``(embeddings, mask)`` of the prompt text (:meth:`prompt_text`), needed when the
-                model has ``grounding``.
+                grounding stage ``needs_prompt``.
 
         Shape:
             frames: (B, T, 3, H, W) or cached features (B, T, L, Dv); timestamps, frame_mask: (B, T);
@@ -113,9 +110,10 @@ class VideoLLM(nn.Module):
         tokens = self.time_embedding(tokens, timestamps, frame_mask)
         frame_logits = None
         if self.grounding is not None:
-            if prompt is None:
-                raise ShapeError("this model has grounding: encode_video needs the prompt (VideoLLM.prompt_text)")
-            tokens, frame_logits = self.grounding(tokens, *prompt)
+            if self.grounding.needs_prompt and prompt is None:
+                raise ShapeError("this model's grounding stage reads the prompt: encode_video needs the prompt "
+                                 "(VideoLLM.prompt_text)")
+            tokens, frame_logits = self.grounding(tokens, *(prompt if self.grounding.needs_prompt else (None, None)))
         visual = self.compressor(tokens, frame_mask, timestamps)
         visual.frame_logits = frame_logits
         expected = self.num_video_tokens(frames.shape[1])
@@ -124,10 +122,13 @@ class VideoLLM(nn.Module):
         visual.tokens = self.projector(visual.tokens)
         return visual
 
+    def _needs_prompt(self) -> bool:
+        return self.grounding is not None and bool(self.grounding.needs_prompt)
+
     def prompt_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                     labels: Optional[torch.Tensor] = None,
                     embeds: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The prompt's token embeddings and which of them the grounding gate pools: real tokens
+        """The prompt's token embeddings and which of them the grounding stage reads: real tokens
         that are neither video placeholders, time tokens nor (with ``labels``) answer tokens.
 
         Args:
@@ -174,16 +175,16 @@ class VideoLLM(nn.Module):
     def prepare_inputs(self, frames: torch.Tensor, timestamps: torch.Tensor, input_ids: torch.Tensor,
                        attention_mask: torch.Tensor, frame_mask: Optional[torch.Tensor] = None,
                        labels: Optional[torch.Tensor] = None) -> tuple[VisualTokens, torch.Tensor, torch.Tensor]:
-        """The LLM's input embeddings: the video encoded (with the prompt when the model has
-        ``grounding``; ``labels`` keep the answers out of it) and spliced into the text.
+        """The LLM's input embeddings: the video encoded (with the prompt when the grounding stage
+        ``needs_prompt``; ``labels`` keep the answers out of it) and spliced into the text.
 
         Shape:
             frames: (B, T, 3, H, W); timestamps, frame_mask: (B, T); input_ids, attention_mask,
             labels: (B, S) -> visual tokens (B, K, D), embeddings (B, S, D), attention mask (B, S)
         """
-        prompt = self.prompt_text(input_ids, attention_mask, labels) if self.grounding is not None else None
+        prompt = self.prompt_text(input_ids, attention_mask, labels) if self._needs_prompt() else None
         visual = self.encode_video(frames, timestamps, frame_mask, prompt)
-        # the prompt's embeddings, when computed for the grounding gate, are the ones spliced into
+        # the prompt's embeddings, when computed for the grounding stage, are the ones spliced into
         embeds, attention_mask = self.splice(input_ids, attention_mask, visual, None if prompt is None else prompt[0])
         return visual, embeds, attention_mask
 
@@ -199,8 +200,9 @@ class VideoLLM(nn.Module):
             attention_mask: 1 for real tokens.
             labels: target ids, ``IGNORE_INDEX`` (-100) where no loss is taken.
             frame_mask: True for real frames.
-            return_logits: False lets an LLM that supports it (``hf_causal_lm``) compute the head
-                only where a label is predicted (training: same loss, no (B, S, V) logits).
+            return_logits: False lets an LLM that can (``hf_causal_lm``) compute the head only
+                where a label is predicted (training: same loss, no (B, S, V) logits); an LLM that
+                cannot ignores it (:meth:`vtgcore.interfaces.LanguageModel.forward`).
 
         Shape:
             frames: (B, T, 3, H, W); timestamps, frame_mask: (B, T);
@@ -209,22 +211,15 @@ class VideoLLM(nn.Module):
         """
         visual, embeds, attention_mask = self.prepare_inputs(frames, timestamps, input_ids, attention_mask,
                                                              frame_mask, labels)
-        extra = {} if return_logits or not self._llm_takes("return_logits") else {"return_logits": False}
-        out = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **extra)
+        out = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, return_logits=return_logits)
         aux = dict(visual.aux_losses)
-        if visual.frame_logits is not None and labels is not None and self.grounding_weight:
-            targets, valid = window_targets(labels, timestamps, self.time_codec, self.tokenizer)
-            aux["grounding"] = self.grounding_weight * grounding_loss(visual.frame_logits, targets, valid, frame_mask)
+        if self.grounding is not None and labels is not None:
+            aux.update(self.grounding.losses(visual.frame_logits, labels, timestamps, frame_mask, self.time_codec,
+                                             self.tokenizer))
         loss = None
         if out.loss is not None:
             loss = out.loss + sum(aux.values(), torch.zeros((), device=out.loss.device))
         return VideoLLMOutput(loss=loss, logits=out.logits, lm_loss=out.loss, aux_losses=aux)
-
-    def _llm_takes(self, name: str) -> bool:
-        """Whether the LLM's ``forward`` has the keyword ``name`` (optional interface extensions)."""
-        import inspect
-
-        return name in inspect.signature(self.llm.forward).parameters
 
     @torch.no_grad()
     def generate(self, frames: torch.Tensor, timestamps: torch.Tensor, input_ids: torch.Tensor,

@@ -22,27 +22,26 @@ from vtgcore.errors import PluginError
 
 ENTRY_POINT_GROUP = "vtgcore"
 
-BUILTIN_PLUGINS: tuple[str, ...] = (
-    "vtgcore_plugins.encoders.tiny_vit",
-    "vtgcore_plugins.encoders.eva_vit_g_qformer",
-    "vtgcore_plugins.encoders.open_clip",
-    "vtgcore_plugins.time_embeddings.none",
-    "vtgcore_plugins.time_embeddings.abs_second_table",
-    "vtgcore_plugins.time_embeddings.frame_index",
-    "vtgcore_plugins.time_codecs.plain_digits",
-    "vtgcore_plugins.time_codecs.absolute_time_tokens",
-    "vtgcore_plugins.compressors.slot",
-    "vtgcore_plugins.compressors.mean_pool",
-    "vtgcore_plugins.compressors.identity",
-    "vtgcore_plugins.compressors.cross_attention",
-    "vtgcore_plugins.compressors.codebook",
-    "vtgcore_plugins.compressors.diverse",
-    "vtgcore_plugins.compressors.entropy",
-    "vtgcore_plugins.compressors.video_qformer",
-    "vtgcore_plugins.projectors.linear",
-    "vtgcore_plugins.llms.hf_causal_lm",
-)
-"""Modules of the first-party plugins, registered exactly like third-party ones."""
+BUILTIN_PACKAGE = "vtgcore_plugins"
+"""Import package of the first-party plugins (folder ``plugins/``)."""
+
+
+def builtin_plugin_modules() -> tuple[str, ...]:
+    """Every first-party plugin module: each module under :data:`BUILTIN_PACKAGE` whose name does not
+    start with ``_`` (``_selection.py`` and the like are helpers), found with :mod:`pkgutil`, so a
+    new plugin file is registered without editing a list. They are registered exactly like
+    third-party plugins.
+    """
+    import pkgutil
+
+    package = importlib.import_module(BUILTIN_PACKAGE)
+    found = []
+    for info in pkgutil.walk_packages(package.__path__, prefix=f"{BUILTIN_PACKAGE}."):
+        if info.ispkg or info.name.rsplit(".", 1)[-1].startswith("_"):
+            continue
+        found.append(info.name)
+    return tuple(sorted(found))
+
 
 @dataclass(frozen=True)
 class Provider:
@@ -97,7 +96,7 @@ def get_plugin_manager(entry_points: bool | None = None) -> tuple[pluggy.PluginM
     pm.add_hookspecs(hookspecs)
     providers: dict[str, Provider] = {}
     version = _vtgcore_version()
-    for module_name in BUILTIN_PLUGINS:
+    for module_name in builtin_plugin_modules():
         module = importlib.import_module(module_name)
         _register(pm, module, module_name)
         providers[module_name] = Provider(module_name, "vtgcore", version)

@@ -17,9 +17,9 @@ import torch
 
 from vtgcore.errors import ShapeError, VTGError
 from vtgcore.interfaces import TimeCodec
+from vtgcore.types import IGNORE_INDEX  # noqa: F401  (re-exported: the processor writes the labels)
 
 TIME_MARK = re.compile(r"<time>\s*([^<]*?)\s*</time>")
-IGNORE_INDEX = -100
 
 
 @dataclass

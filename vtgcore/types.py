@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
+import numpy as np
 import torch
+
+IGNORE_INDEX = -100
+"""Label value of the positions that take no loss (prompt, video, padding), as in transformers."""
 
 
 @dataclass
@@ -45,3 +49,32 @@ class VideoLLMOutput:
     logits: torch.Tensor
     lm_loss: Optional[torch.Tensor] = None
     aux_losses: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def seconds_list(times: Any) -> list[float]:
+    """Times as Python floats, float32 ones read back as the decimal they stand for.
+
+    A float64 tensor or array (or a list of floats) is returned as it is. A float32 value is an
+    approximation of the time that was written into it: 0.7 s is stored as 0.699999988..., which
+    a time codec that truncates to tenths would write as 0.6. Each float32 value is therefore
+    read as the shortest decimal that round-trips to it (``0.7``), which is the time exactly
+    whenever it had at most 7 significant digits, and otherwise is within float32 precision of it.
+    Half and bfloat16 values go through float32 first.
+
+    Args:
+        times: a tensor, array or sequence of seconds.
+
+    Returns:
+        The times as float64 Python floats.
+
+    Shape:
+        times: (T,) -> T floats
+    """
+    if isinstance(times, torch.Tensor):
+        if times.dtype == torch.float64 or not times.is_floating_point():
+            return [float(t) for t in times.reshape(-1).tolist()]
+        times = times.detach().to(torch.float32).cpu().numpy()
+    array = np.asarray(times)
+    if array.dtype == np.float64 or not np.issubdtype(array.dtype, np.floating):
+        return [float(t) for t in array.reshape(-1).tolist()]
+    return [float(str(v)) for v in array.reshape(-1).astype(np.float32)]

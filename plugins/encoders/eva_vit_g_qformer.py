@@ -85,6 +85,9 @@ LAVIS_TEXT_PARTS: tuple[str, ...] = (
 #: BERT's position table size (``max_position_embeddings`` of bert-base-uncased).
 BERT_MAX_POSITIONS = 512
 
+#: Times whose frame texts :meth:`EvaViTGQFormer.cache_signature` gives (with ``text_input``).
+CACHE_PROBE_SECONDS = (0.0, 1.5, 12.3, 345.6)
+
 
 def lavis_to_module_key(key: str) -> Optional[str]:
     """The name in this encoder's state dict for a key of the LAVIS model namespace.
@@ -527,31 +530,33 @@ class EvaViTGQFormer(FrameEncoder):
 
     # -- frame text (text_input) ---------------------------------------------------------------
 
-    def set_time_writer(self, writer: Callable[[float], str], tokens: Sequence[str] = (),
-                        init: Optional[dict[str, str]] = None) -> list[int]:
+    def set_time_writer(self, encode: Callable[[float], str], special_tokens: Sequence[str] = (),
+                        token_init: Optional[dict[str, str]] = None) -> list[int]:
         """Write frame times with the recipe's time codec (called by the model builder).
 
-        Adds ``tokens`` (the codec's special tokens) to the BERT tokenizer, grows the Q-Former word
-        table to match (new rows: BERT's normal(0, 0.02) init) and copies into each new row the row
-        of the last BERT token of ``init[token]`` (the codec's ``token_init()``: digit and dot rows
-        for the time tokens). Without text input only the writer is kept.
+        Adds ``special_tokens`` (the codec's new tokens) to the BERT tokenizer, grows the Q-Former
+        word table to match (new rows: BERT's normal(0, 0.02) init) and copies into each new row the
+        row of the last BERT token of ``token_init[token]`` (digit and dot rows for the time
+        tokens). Without text input only the writer is kept.
 
         Args:
-            writer: seconds -> text (the codec's ``encode``).
-            tokens: new vocabulary entries (the codec's ``special_tokens()``).
-            init: new token -> source text (empty or None: keep the fresh rows).
+            encode: seconds -> text (the codec's ``encode``).
+            special_tokens: new vocabulary entries (the codec's ``special_tokens()``).
+            token_init: new token -> source text (the codec's ``token_init()``; empty or None: keep
+                the fresh rows).
 
         Returns:
-            The BERT ids of ``tokens`` (empty without text input).
+            The BERT ids of ``special_tokens`` (empty without text input); the model builder does
+            not use them.
         """
-        self.time_writer = writer
+        self.time_writer = encode
         if self.text_tokenizer is None:
             return []
         from tokenizers import AddedToken
 
         tok = self.text_tokenizer
         vocab = tok.get_vocab()
-        new = [t for t in dict.fromkeys(tokens) if t not in vocab]
+        new = [t for t in dict.fromkeys(special_tokens) if t not in vocab]
         if new:
             # not normalised: an uncased BERT would otherwise match the lower-cased text only
             tok.add_tokens([AddedToken(t, normalized=False) for t in new])
@@ -560,19 +565,29 @@ class EvaViTGQFormer(FrameEncoder):
                 trainable = old.requires_grad
                 self.qformer.resize_token_embeddings(len(tok), mean_resizing=False)
                 self.qformer.get_input_embeddings().weight.requires_grad_(trainable)
-        ids = [int(i) for i in tok.convert_tokens_to_ids(list(tokens))]
-        if init and new:
+        ids = [int(i) for i in tok.convert_tokens_to_ids(list(special_tokens))]
+        if token_init and new:
             weight = self.qformer.get_input_embeddings().weight
             with torch.no_grad():
                 for token in new:
-                    if token not in init:
+                    if token not in token_init:
                         continue
-                    src = tok.encode(init[token], add_special_tokens=False)
+                    src = tok.encode(token_init[token], add_special_tokens=False)
                     if not src:
                         raise ConfigValidationError(
-                            f"eva_vit_g_qformer: cannot initialise {token!r}: {init[token]!r} is no BERT token")
+                            f"eva_vit_g_qformer: cannot initialise {token!r}: {token_init[token]!r} is no BERT token")
                     weight[tok.convert_tokens_to_ids(token)] = weight[src[-1]]
         return ids
+
+    def cache_signature(self) -> Any:
+        """With ``text_input``: the class name, and the frame texts and their BERT ids and mask for
+        :data:`CACHE_PROBE_SECONDS` (so another time codec or tokenizer gives another feature cache
+        key); None without (the output then depends on the params and weights only)."""
+        if not self.text_input:
+            return None
+        ids, mask = self.text_ids(torch.tensor(CACHE_PROBE_SECONDS))
+        return {"class": type(self).__qualname__, "texts": self.frame_texts(CACHE_PROBE_SECONDS),
+                "ids": ids.tolist(), "mask": mask.tolist()}
 
     def frame_texts(self, timestamps: Sequence[float]) -> list[str]:
         """The Q-Former text of each frame (``text_template`` with the time writer's text)."""
@@ -587,8 +602,10 @@ class EvaViTGQFormer(FrameEncoder):
         Shape:
             timestamps: (N,) -> ids (N, text_max_length) long, mask (N, text_max_length) long
         """
-        if isinstance(timestamps, torch.Tensor):
-            timestamps = timestamps.detach().reshape(-1).cpu().tolist()
+        if isinstance(timestamps, torch.Tensor):  # float32 times read back as decimals (0.7, not 0.6999)
+            from vtgcore.types import seconds_list
+
+            timestamps = seconds_list(timestamps)
         texts = self.frame_texts(timestamps)
         enc = self.text_tokenizer(texts, padding="max_length", max_length=self.text_max_length,
                                   truncation=False, return_tensors="pt")

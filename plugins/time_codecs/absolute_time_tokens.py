@@ -26,9 +26,10 @@ from typing import Any, Sequence
 from vtgcore.errors import TimeCodecError
 from vtgcore.interfaces import TimeCodec
 from vtgcore.hookspecs import hookimpl
+from vtgcore.vocab import VTGLLM_TIME_TOKENS
 
 DIGIT_NAMES = ("ZERO", "ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGHT", "NINE")
-TIME_TOKENS: tuple[str, ...] = tuple(f"<TIME_{n}>" for n in DIGIT_NAMES) + ("<TIME_DOT>",)
+TIME_TOKENS: tuple[str, ...] = VTGLLM_TIME_TOKENS
 _CHARS = "0123456789."
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 

@@ -10,8 +10,9 @@ At test time, rows never trained (all zero) can be filled from their trained nei
 (``interpolation``): ``linear`` mixes the nearest trained rows below and above with weights
 ``(right - s) / (right - left)`` and ``(s - left) / (right - left)`` and copies the nearest trained
 row beyond either end; ``legacy_swapped`` reproduces the original's code exactly, bugs included
-(the two weights swapped, and rows past the last trained second scaled by a negative factor), only
-to replicate its numbers. Filling works on a copy used in eval mode; the parameter is untouched.
+(the two weights swapped; rows past the last trained second mixed with the table's last row, which
+is filled first and then read by every other trailing row), only to replicate its numbers. Filling
+works on a copy used in eval mode; the parameter is untouched.
 
 With ``max_frames > 0`` the frame-position table of ``frame_index`` is added too, as the paper's
 model: ``z'[i, j] = z[i, j] + W_s[i] + W_t[round(t_i)]``.
@@ -20,7 +21,7 @@ model: ``z'[i, j] = z[i, j] + W_s[i] + W_t[round(t_i)]``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 from torch import nn
@@ -40,9 +41,7 @@ def fill_untrained_rows(table: torch.Tensor, mode: str = "linear") -> torch.Tens
     Args:
         table: the absolute-second table.
         mode: ``linear`` (correct interpolation, nearest trained row beyond the ends), ``legacy_swapped``
-            (the original VTG-LLM's code: left row weighted ``(s - left) / (right - left)``, right row
-            ``(right - s) / (right - left)``; the left margin starts at row 0 and a row past the last
-            trained one takes ``right = -1``, the table's last row) or ``none`` (a plain copy).
+            (the original VTG-LLM's code, see :func:`legacy_swapped_fill`) or ``none`` (a plain copy).
 
     Returns:
         the filled copy (trained rows unchanged). A table with no trained row is returned as is.
@@ -56,6 +55,8 @@ def fill_untrained_rows(table: torch.Tensor, mode: str = "linear") -> torch.Tens
     trained = (table != 0).any(dim=1)
     if mode == "none" or not bool(trained.any()) or bool(trained.all()):
         return out
+    if mode == "legacy_swapped":
+        return legacy_swapped_fill(out, trained)
     rows = torch.arange(table.shape[0], device=table.device)
     index = torch.where(trained, rows, torch.full_like(rows, -1))
     # nearest trained row at or below / at or above every row (-1 / S when none)
@@ -64,20 +65,72 @@ def fill_untrained_rows(table: torch.Tensor, mode: str = "linear") -> torch.Tens
     right = torch.flip(torch.cummin(torch.flip(above, [0]), dim=0).values, [0])
     todo = ~trained
     s = rows.to(table.dtype)
-    if mode == "linear":
-        lo = torch.where(left < 0, right, left)  # before the first trained row: copy it
-        hi = torch.where(right >= table.shape[0], left, right)  # after the last trained row: copy it
-        span = (hi - lo).to(table.dtype)
-        w_hi = torch.where(span > 0, (s - lo.to(table.dtype)) / span.clamp(min=1), torch.zeros_like(s))
-        filled = table[lo] * (1 - w_hi).unsqueeze(1) + table[hi] * w_hi.unsqueeze(1)
-    else:
-        lo = left.clamp(min=0)  # the original's left margin starts at 0
-        hi = torch.where(right >= table.shape[0], torch.full_like(right, -1), right)
-        span = (hi - lo).to(table.dtype)
-        w_left = (s - lo.to(table.dtype)) / span
-        w_right = (hi.to(table.dtype) - s) / span
-        filled = table[lo] * w_left.unsqueeze(1) + table[hi] * w_right.unsqueeze(1)
+    lo = torch.where(left < 0, right, left)  # before the first trained row: copy it
+    hi = torch.where(right >= table.shape[0], left, right)  # after the last trained row: copy it
+    span = (hi - lo).to(table.dtype)
+    w_hi = torch.where(span > 0, (s - lo.to(table.dtype)) / span.clamp(min=1), torch.zeros_like(s))
+    filled = table[lo] * (1 - w_hi).unsqueeze(1) + table[hi] * w_hi.unsqueeze(1)
     out[todo] = filled[todo].to(out.dtype)
+    return out
+
+
+def legacy_swapped_order(trained: Sequence[bool]) -> list[tuple[int, int, int]]:
+    """The original's ``(row, left, right)`` triples, in the order it fills the rows.
+
+    Untrained rows between two trained ones get those two; untrained rows before the first trained
+    row get ``left = 0`` (the original's initial left margin, even when row 0 is untrained); rows
+    after the last trained one get ``right = -1`` (Python's last row). Within each run of
+    untrained rows the highest row comes first (the original pops them from a stack); runs follow
+    in table order, the trailing run last.
+
+    Args:
+        trained: per row, whether it is trained (not all zero).
+
+    Returns:
+        ``(row, left, right)`` for every untrained row, in fill order.
+    """
+    order: list[tuple[int, int, int]] = []
+    run: list[int] = []  # untrained rows since the last trained one
+    left = 0
+    for row, is_trained in enumerate(trained):
+        if not is_trained:
+            run.append(row)
+            continue
+        order.extend((r, left, row) for r in reversed(run))
+        run, left = [], row
+    order.extend((r, left, -1) for r in reversed(run))
+    return order
+
+
+def legacy_swapped_fill(out: torch.Tensor, trained: torch.Tensor) -> torch.Tensor:
+    """Fill ``out``'s untrained rows in place exactly as the original VTG-LLM's test-time
+    interpolation does (``vtgllm.py`` ``from_config``; ``vtgllm-original.md`` section 1.6).
+
+    Row ``s`` becomes ``out[left] * (s - left) / (right - left) + out[right] * (right - s) / (right - left)``
+    (the two weights swapped: a row next to ``left`` gets mostly ``right``), evaluated in that
+    operation order in the table's dtype, one row at a time in the order of
+    :func:`legacy_swapped_order`, each row reading the table as filled so far. So a row past the
+    last trained second (``right = -1``) reads the table's last row, which is filled first (from
+    itself while still zero: ``(S - 1 - left) / (-1 - left)`` times the last trained row) and read
+    by every later one: with the last trained second at 500 of 8192 rows, row 501 is about
+    -15.4 times row 500. Leading rows read row 0 before it is filled (it comes last).
+
+    Args:
+        out: the table to fill (a copy: it is modified).
+        trained: per row, whether it is trained.
+
+    Returns:
+        ``out``.
+
+    Shape:
+        out: (S, D); trained: (S,) -> (S, D)
+    """
+    order = legacy_swapped_order(trained.tolist())
+    work = out if out.device.type == "cpu" else out.cpu()  # thousands of one-row ops: cheaper on the CPU
+    for row, left, right in order:
+        work[row] = work[left] * (row - left) / (right - left) + work[right] * (right - row) / (right - left)
+    if work is not out:
+        out.copy_(work)
     return out
 
 
@@ -109,7 +162,7 @@ class AbsSecondTableConfig:
         out_of_range: ``error`` or ``clamp`` for a frame at or beyond ``max_seconds``.
         max_frames: rows of the added frame-position table (96 in the paper); 0 adds none.
         interpolation: in eval mode, fill untrained (all-zero) rows: ``none``, ``linear`` or
-            ``legacy_swapped`` (the original's buggy formula, for replication only).
+            ``legacy_swapped`` (the original's buggy code, for replication only).
     """
 
     max_seconds: int = 8192

@@ -29,8 +29,8 @@ def test_samples_and_padding(root):
     ds = VideoConversationDataset([TrainItem("long.mp4", QA), TrainItem("short.mp4", QA)], frames_cfg(), video_root=root)
     first = ds[0]
     assert first["frames"].shape == (8, 3, 32, 32) and first["frames"].dtype == torch.float32
-    expected = torch.tensor(frame_times(40, 4.0))[[int(i * 40 / 8) for i in range(8)]]
-    torch.testing.assert_close(first["timestamps"], expected.float())
+    expected = torch.tensor(frame_times(40, 4.0), dtype=torch.float64)[[int(i * 40 / 8) for i in range(8)]]
+    assert torch.equal(first["timestamps"], expected)  # float64, exact: never cast to float32 for the prompt
     batch = VideoCollator()([ds[0], ds[1]])
     assert batch["frames"].shape == (2, 8, 3, 32, 32)
     assert batch["frame_mask"].tolist() == [[True] * 8, [True] * 5 + [False] * 3]

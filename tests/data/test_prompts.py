@@ -7,10 +7,11 @@ import pytest
 
 from vtgcore.data.formats import markers_to_seconds
 from vtgcore.data.prompts import (
-    TASKS, available_versions, dvc_answer, eval_prompt, hd_answer, load_templates, mr_answer,
-    summary_answer, train_prompt,
+    available_versions, dvc_answer, eval_prompt, hd_answer, load_templates, mr_answer, summary_answer,
+    train_prompt,
 )
 from vtgcore.errors import VTGError
+from vtgcore.vocab import TASKS
 
 ORIGINAL_EVAL = {
     "mr": "Find the video segment that corresponds to the given textual query 'a man opens the door' and "

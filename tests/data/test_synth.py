@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vtgcore.data.synth import COLOURS, SHAPES, SOURCE_PREFIX, TASKS, generate_synth
+from vtgcore.data.synth import COLOURS, SHAPES, SOURCE_PREFIX, generate_synth
+from vtgcore.vocab import TASKS
 
 SMALL = dict(n_train=4, n_val=3, min_duration=8.0, max_duration=16.0)
 COLOUR_TOLERANCE = 30  # max per-channel distance of a decoded pixel to the reference colour

@@ -116,7 +116,7 @@ def test_feature_cache_matches_and_key_tracks_weights(synth_dir, tmp_path):
     with torch.no_grad():
         direct = enc(normalize(clip.frames, enc.mean, enc.std))
     torch.testing.assert_close(entry["features"][clip.indices], direct, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(entry["timestamps"][clip.indices], clip.timestamps.float())
+    torch.testing.assert_close(entry["timestamps"][clip.indices], clip.timestamps)  # float64 both
     with torch.no_grad():
         enc.norm.weight.add_(1.0)  # other weights -> another key, the old entry is never used
     other = FeatureCache(tmp_path, enc, spec, image_size=enc.image_size, mean=enc.mean, std=enc.std)

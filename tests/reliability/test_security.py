@@ -176,6 +176,12 @@ def _through_converter(path: Path, tmp_path: Path) -> None:
     convert_vtgllm_original(path, tmp_path / "converted", recipe=str(TINY))
 
 
+def _through_video_llama_converter(path: Path, tmp_path: Path) -> None:
+    from vtgcore.apps.convert_weights.video_llama import convert_video_llama
+
+    convert_video_llama(path, tmp_path / "converted")  # for recipes/vtgllm/base.yaml
+
+
 def _through_our_checkpoint_loader(path: Path, tmp_path: Path) -> None:
     from vtgcore import build_model, load_recipe
     from vtgcore.checkpoint import load_checkpoint
@@ -221,6 +227,7 @@ def _through_resume(path: Path, tmp_path: Path) -> None:
 LOADERS = {
     "eva_vit_g_qformer vit_checkpoint": (_through_eva_encoder, r"refused: unpickling it would import"),
     "vtg convert vtgllm-original": (_through_converter, r"refused: unpickling it would import"),
+    "vtg convert video-llama": (_through_video_llama_converter, r"refused: unpickling it would import"),
     "vtgcore checkpoint folder": (_through_our_checkpoint_loader, r"not a safetensors file"),
     "component checkpoint": (_through_a_component_checkpoint, r"not a safetensors file"),
     "open_clip pretrained": (_through_open_clip, r"refused: unpickling it would import"),

@@ -11,12 +11,12 @@ import argparse
 import json
 import os
 import sys
-import time
 import warnings
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from vtgcore.errors import VTGError
+from vtgcore.vocab import EVAL_TASKS, METRIC_KEYS, QUERY_TASKS, TASK_LABELS, TASKS
 
 
 def _split(args: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -49,11 +49,12 @@ def cmd_recipe_show(args: argparse.Namespace) -> int:
 
 
 def cmd_recipe_validate(args: argparse.Namespace) -> int:
-    from vtgcore.config.loader import is_component, is_sweep, load_recipe, recipe_files, validate_component
+    from vtgcore.config.loader import (is_component, is_sweep, load_recipe, packaged_root, recipe_files,
+                                       validate_component)
 
     paths, overrides = _split(args.items)
-    if not paths:
-        raise VTGError("recipe validate: name at least one recipe file or folder")
+    if not paths:  # the shipped recipes (recipes/ of a checkout, package data of a wheel)
+        paths = [str(packaged_root())]
     files = recipe_files(paths, sweeps=True)
     if not files:
         raise VTGError(f"recipe validate: no .yaml recipes under {', '.join(paths)}")
@@ -161,6 +162,28 @@ def cmd_convert_vtgllm_original(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert_video_llama(args: argparse.Namespace) -> int:
+    from vtgcore.apps.convert_weights.video_llama import convert_video_llama
+    from vtgcore.utils.progress import info
+
+    report = convert_video_llama(args.src, args.out_dir, recipe=args.recipe, overrides=args.overrides,
+                                 progress=lambda message: info(f"vtg: convert: {message}"))
+    for old, new in report["renamed"].items():
+        print(f"renamed {old} -> {new} (as the original)")
+    for target, source in report["mapped"].items():
+        print(f"{source} -> {target}")
+    frames = report["frame_table"]
+    if frames["resized"]:
+        print(f"frame-position table resized by nearest (interpolate_frame_pos_embed): "
+              f"{frames['source_rows']} -> {frames['rows']} rows")
+    for reason, keys in report["unused"].items():
+        print(f"unused {len(keys)} key(s): {reason}: {', '.join(keys)}")
+    print(f"{report['tensors']} tensors ({report['parameters']:,} parameters) written; "
+          f"start a recipe from it with {report['recipe_key']}={report['out_dir']}")
+    print(report["out_dir"])
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from vtgcore.config.loader import load_recipe
     from vtgcore.mm.runner import build_runner
@@ -202,11 +225,8 @@ def cmd_cache_features(args: argparse.Namespace) -> int:
     return 0
 
 
-METRIC_KEYS = {
-    "grounding": ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU"),
-    "highlights": ("VeryGood-mAP", "VeryGood-Hit1", "Good-mAP", "Good-Hit1", "Fair-mAP", "Fair-Hit1"),
-    "dense-captioning": ("CIDEr", "METEOR", "SODA_c", "F1", "Precision", "Recall"),
-}
+SCORE_KINDS = {"grounding": "mr", "highlights": "hd", "dense-captioning": "dvc"}
+"""``vtg metrics KIND`` -> the task code it scores."""
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
@@ -218,7 +238,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     for name, why in (metrics.get("unavailable") or {}).items():
         print(f"vtg: warning: {name} unavailable: {why}", file=sys.stderr)
     if args.json:
-        out = {k: metrics.get(k) for k in METRIC_KEYS[args.kind]}
+        out = {k: metrics.get(k) for k in METRIC_KEYS[EVAL_TASKS[SCORE_KINDS[args.kind]]]}
         out.update({k: metrics[k] for k in ("count", "missing") if k in metrics})
         print(json.dumps(out))
     else:
@@ -235,7 +255,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from vtgcore.data.dataset import FrameConfig
     from vtgcore.eval.generate import GenerationConfig
     from vtgcore.utils.fileio import atomic_write_text
-    from vtgcore.eval.evaluation import TASK_NAMES, EvalSet, evaluate_set, markdown_table
+    from vtgcore.eval.evaluation import eval_sets, evaluate_split, markdown_table
     from vtgcore.utils.progress import RunLog
 
     recipe = load_recipe(args.recipe, args.overrides)
@@ -248,6 +268,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     for task in tasks:  # a malformed annotation file fails before the model is built
         load_eval(sets[task]["annotation"], sets[task].get("format"))
+    if args.checkpoint:  # the trained weights replace the starting point: model.init_from is not needed
+        recipe.model.init_from = None
     model, processor = build_model(recipe, where=args.recipe)
     if args.checkpoint:
         load_checkpoint(model, args.checkpoint)
@@ -260,19 +282,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     log = RunLog(Path(out_dir) / "eval.log")
     log.write(f"vtg eval {args.recipe} {' '.join(args.overrides)} --checkpoint {args.checkpoint} "
               f"--split {args.split} tasks {','.join(tasks)}")
-    results = {}
-    for task in tasks:
-        spec = sets[task]
-        start = time.perf_counter()
-        results[TASK_NAMES[task]] = metrics = evaluate_set(
-            model, processor, EvalSet(task, spec["annotation"], spec.get("format")), out_dir, frames=frames,
-            video_root=args.video_root or recipe.data.video_root, batch_size=args.batch_size, generation=generation,
-            legacy_parser=args.legacy_parser, limit=args.limit, num_workers=args.num_workers,
-            progress=_progress(f"evaluating {task}", unit="item"))
+
+    def done(task: str, metrics: dict[str, Any], seconds: float) -> None:
         log.info(f"vtg: eval: {task}: {metrics.get('parse_total', '?')} items scored in "
-                 f"{time.perf_counter() - start:.1f} s, {metrics.get('parse_failures', '?')} parse failures, "
+                 f"{seconds:.1f} s, {metrics.get('parse_failures', '?')} parse failures, "
                  f"{metrics.get('video_errors', 0)} unreadable videos")
-        _warn_item_errors(Path(out_dir) / TASK_NAMES[task] / "metrics.json")
+        _warn_item_errors(Path(out_dir) / EVAL_TASKS[task] / "metrics.json")
+
+    results = evaluate_split(model, processor, eval_sets(sets, tasks), out_dir, frames=frames,
+                             video_root=args.video_root or recipe.data.video_root, batch_size=args.batch_size,
+                             generation=generation, legacy_parser=args.legacy_parser, limit=args.limit,
+                             num_workers=args.num_workers, progress=True, on_task=done)
     atomic_write_text(Path(out_dir) / "metrics.json", json.dumps(results, indent=2))
     table = markdown_table(results)
     atomic_write_text(Path(out_dir) / "metrics.md", table + "\n")
@@ -326,7 +346,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         paths = plots.sweep_charts(folder, metrics=args.metric)
     else:
         run_dir = folder / "run" if (folder / "run" / "eval").is_dir() and not (folder / "eval").is_dir() else folder
-        if not (run_dir / "eval" / "moment_retrieval" / "metrics.json").is_file():
+        if not (run_dir / "eval" / EVAL_TASKS["mr"] / "metrics.json").is_file():
             raise VTGError(f"{folder}: neither a sweep folder (results.json) nor a run folder with a "
                            "moment-retrieval evaluation (eval/moment_retrieval/metrics.json)")
         paths = plots.run_timelines(run_dir, limit=args.limit or None,
@@ -349,7 +369,7 @@ def _pipeline_source(args: argparse.Namespace, command: str) -> Optional[str]:
 def cmd_ground(args: argparse.Namespace) -> int:
     from vtgcore.errors import VideoReadError
     from vtgcore.eval.generate import GenerationConfig
-    from vtgcore.apps.pipeline import QUERY_TASKS, TASK_LABELS, load_pipeline
+    from vtgcore.apps.pipeline import load_pipeline
 
     source = _pipeline_source(args, "vtg ground")
     if source is None:
@@ -435,12 +455,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     recipe = sub.add_parser("recipe", help="show or validate recipes").add_subparsers(dest="recipe_command", required=True)
     p = recipe.add_parser("show", help="print the resolved recipe")
-    p.add_argument("recipe")
+    p.add_argument("recipe", help="a recipe file, or a shipped recipe by name (vtgllm/synth_tiny)")
     p.add_argument("overrides", nargs="*", help="key=value, group=option or ~key")
     p.set_defaults(func=cmd_recipe_show)
-    p = recipe.add_parser("validate", help="validate recipe files or folders")
-    p.add_argument("items", nargs="+", metavar="PATH_OR_OVERRIDE",
-                   help="recipe files or folders; arguments with '=' are overrides applied to each")
+    p = recipe.add_parser("validate", help="validate recipe files or folders (default: all shipped recipes)")
+    p.add_argument("items", nargs="*", metavar="PATH_OR_OVERRIDE",
+                   help="recipe files or folders, or shipped ones by name (vtgllm, debug/tiny); none: every "
+                        "shipped recipe; arguments with '=' are overrides applied to each")
     p.set_defaults(func=cmd_recipe_validate)
 
     data = sub.add_parser("data", help="data tools: check, synth, convert").add_subparsers(dest="data_command", required=True)
@@ -491,6 +512,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fill the untrained rows of the absolute-time table: linear (correct), legacy_swapped "
                         "(the original's swapped weights, for replication) or none (default)")
     p.set_defaults(func=cmd_convert_vtgllm_original)
+    p = convert.add_parser("video-llama", help="Video-LLaMA-2's vision-language checkpoint (VL_LLaMA_2_7B_Finetuned.pth, "
+                           "read weights-only): the paper's pre-training start, for model.init_from")
+    p.add_argument("src", help="the original checkpoint file (VL_LLaMA_2_7B_Finetuned.pth)")
+    p.add_argument("out_dir", help="the folder to write (model.safetensors + manifest.json)")
+    p.add_argument("overrides", nargs="*", help="recipe overrides: key=value, group=option or ~key")
+    p.add_argument("--recipe", default=None,
+                   help="recipe the output starts: its frame count and components (default: recipes/vtgllm/base.yaml)")
+    p.set_defaults(func=cmd_convert_video_llama)
 
     p = sub.add_parser("train", help="train a recipe with mmengine (checkpoints are safetensors folders)")
     p.add_argument("recipe")
@@ -513,7 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_cache_features)
 
     p = sub.add_parser("metrics", help="score prediction files in the original VTG-LLM formats")
-    p.add_argument("kind", choices=list(METRIC_KEYS))
+    p.add_argument("kind", choices=list(SCORE_KINDS))
     p.add_argument("--pred", required=True, help="predictions file")
     p.add_argument("--gt", required=True, help="ground truth file")
     p.add_argument("--json", action="store_true", help="print one JSON object, values in percent")
@@ -523,7 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("recipe")
     p.add_argument("overrides", nargs="*", help="key=value, group=option or ~key")
     p.add_argument("--checkpoint", default=None, help="vtgcore checkpoint folder")
-    p.add_argument("--task", action="append", choices=["mr", "hd", "dvc"], help="task(s) to run (default: all of the split)")
+    p.add_argument("--task", action="append", choices=list(EVAL_TASKS), help="task(s) to run (default: all of the split)")
     p.add_argument("--split", default="val", choices=["val", "test"], help="recipe data.val or data.test sets")
     p.add_argument("--out", default=None, help="output folder (default: <checkpoint>/eval_<split>, or <work_dir>/eval_<split> without a checkpoint)")
     p.add_argument("--video-root", default=None, help="folder relative video paths are resolved against")
@@ -546,7 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "recipe and last checkpoint")
     p.add_argument("--recipe", default=None, help="a recipe file (with --checkpoint)")
     p.add_argument("--checkpoint", default=None, help="a checkpoint folder, or a run folder for its last one")
-    p.add_argument("--task", default="mr", choices=["mr", "dvc", "hd", "summary"],
+    p.add_argument("--task", default="mr", choices=list(TASKS),
                    help="mr: moment retrieval (default), dvc: dense captions, hd: highlights, summary")
     p.add_argument("--json", action="store_true", help="print one JSON object: windows, text, task, video, duration, ...")
     p.add_argument("--verbose", action="store_true", help="also print the raw generated text and the parser's notes")
@@ -583,7 +612,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("sweep", help="train and evaluate recipe variants x seeds (results.csv/json/md)")
-    p.add_argument("sweep_file", help="sweep YAML: base, common, seeds, variants or grid, main_job")
+    p.add_argument("sweep_file", help="sweep YAML: base, common, seeds, variants or grid, main_job (or a "
+                   "shipped one by name: sweeps/synth_ablations)")
     p.add_argument("--out", default=None, help="output folder (default: work_dirs/sweeps/<sweep file name>)")
     p.add_argument("--launcher", default="none", choices=["none", "print"],
                    help="none: run here, one after the other; print: one command per pending run (for a cluster)")

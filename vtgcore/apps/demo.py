@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
 from vtgcore.errors import VTGError
-from vtgcore.apps.pipeline import QUERY_TASKS, TASK_LABELS, TASKS, clock
+from vtgcore.apps.pipeline import clock
+from vtgcore.vocab import QUERY_TASKS, TASK_LABELS, TASKS
 
 if TYPE_CHECKING:
     from vtgcore.apps.pipeline import Grounding, Pipeline

@@ -17,13 +17,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from vtgcore.utils.fileio import atomic_write_text
+from vtgcore.vocab import EVAL_TASKS, METRIC_KEYS
 
-KEYS = {
-    "moment_retrieval": ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU"),
-    "highlights": ("VeryGood-mAP", "VeryGood-Hit1", "Good-mAP", "Good-Hit1", "Fair-mAP", "Fair-Hit1"),
-    "dense_captioning": ("CIDEr", "METEOR", "SODA_c", "F1", "Precision", "Recall"),
-}
-TASKS = {"mr": "moment_retrieval", "hd": "highlights", "dvc": "dense_captioning"}
 N_TRAIN = 1000
 """Training videos of the main job's VTG-Synth (200 gave R1@0.5 21, 1000 gave 40: docs/training.md)."""
 PRETRAIN_STEPS = 600
@@ -32,7 +27,7 @@ PLOT_VIDEOS = 20
 
 
 def _select(metrics: dict[str, Any], task: str) -> dict[str, Any]:
-    out = {k: metrics.get(k) for k in KEYS[task]}
+    out = {k: metrics.get(k) for k in METRIC_KEYS[task]}
     for extra in ("count", "missing", "parse_failures", "parse_failure_rate", "unavailable"):
         if extra in metrics:
             out[extra] = metrics[extra]
@@ -77,17 +72,17 @@ def baseline_metrics(window: tuple[float, float], val: dict[str, list[Any]]) -> 
     out: dict[str, dict[str, Any]] = {}
     if "mr" in val:
         preds = {i.id: [(fs * i.duration, fe * i.duration)] for i in val["mr"]}
-        out["moment_retrieval"] = _select(M.grounding_metrics(preds, {i.id: i.windows[0] for i in val["mr"]}),
-                                          "moment_retrieval")
+        out[EVAL_TASKS["mr"]] = _select(M.grounding_metrics(preds, {i.id: i.windows[0] for i in val["mr"]}),
+                                        EVAL_TASKS["mr"])
     if "hd" in val:
         preds = {}
         for i in val["hd"]:
             clips = int(i.duration / 2)
             preds[i.id] = [1.0 if fs * i.duration <= 2 * c + 1 <= fe * i.duration else 0.0 for c in range(clips)]
-        out["highlights"] = _select(M.highlight_metrics(preds, val["hd"]), "highlights")
+        out[EVAL_TASKS["hd"]] = _select(M.highlight_metrics(preds, val["hd"]), EVAL_TASKS["hd"])
     if "dvc" in val:
         preds = {i.id: [(fs * i.duration, fe * i.duration, "a shape appears and moves.")] for i in val["dvc"]}
-        out["dense_captioning"] = _select(M.dvc_metrics(preds, val["dvc"]), "dense_captioning")
+        out[EVAL_TASKS["dvc"]] = _select(M.dvc_metrics(preds, val["dvc"]), EVAL_TASKS["dvc"])
     return out
 
 
@@ -99,7 +94,7 @@ def table(results: dict[str, dict[str, Any]], baselines: dict[str, dict[str, Any
         return "n/a" if v is None else f"{v:.1f}"
 
     for task, metrics in results.items():
-        for key in KEYS[task]:
+        for key in METRIC_KEYS[task]:
             lines.append(f"{task:<18}{key:<15}{fmt(metrics.get(key)):>10}{fmt(baselines.get(task, {}).get(key)):>10}")
     return "\n".join(lines)
 
@@ -190,7 +185,7 @@ def run(out_dir: str | Path = "work_dirs/main", *, recipe: str | Path = "recipes
     from vtgcore.data.formats import load_eval, load_vtg_it
     from vtgcore.data.synth import generate_synth
     from vtgcore.eval.generate import GenerationConfig
-    from vtgcore.eval.evaluation import EvalSet, evaluate_set
+    from vtgcore.eval.evaluation import eval_sets, evaluate_split
     from vtgcore.mm.runner import build_runner, feature_cache
     from vtgcore.utils.progress import bar
 
@@ -224,15 +219,12 @@ def run(out_dir: str | Path = "work_dirs/main", *, recipe: str | Path = "recipes
     frames = FrameConfig.for_eval(rec, model.encoder)
     cache = feature_cache(model, rec)
     log("[4/5] evaluating on the held-out split")
-    results: dict[str, dict[str, Any]] = {}
-    val_items: dict[str, list[Any]] = {}
-    for task, spec in rec.data.val.items():
-        val_items[task] = load_eval(spec.annotation, spec.format)
-        metrics = evaluate_set(model, processor, EvalSet(task, spec.annotation, spec.format), run_dir / "eval",
-                               frames=frames, video_root=synth, batch_size=16,
-                               generation=GenerationConfig(max_new_tokens=96 if task != "mr" else 24),
-                               feature_cache=cache, progress=bar(f"evaluating {task}", unit="item"))
-        results[TASKS[task]] = _select(metrics, TASKS[task])
+    sets = eval_sets(rec.data.val)
+    val_items = {task: load_eval(s.annotation, s.format) for task, s in sets.items()}
+    evaluated = evaluate_split(model, processor, sets, run_dir / "eval", frames=frames, video_root=synth,
+                               batch_size=16, feature_cache=cache, progress=True,
+                               generation=lambda task: GenerationConfig(max_new_tokens=96 if task != "mr" else 24))
+    results = {key: _select(metrics, key) for key, metrics in evaluated.items()}
     log("[5/5] constant-window baseline")
     window = constant_window(load_vtg_it(rec.data.train.annotation), synth)
     for items in val_items.values():
@@ -243,7 +235,7 @@ def run(out_dir: str | Path = "work_dirs/main", *, recipe: str | Path = "recipes
                "wall_seconds": round(time.perf_counter() - start, 1)}
     atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=2))
     result(table(results, baselines))
-    mr, base = results.get("moment_retrieval", {}), baselines.get("moment_retrieval", {})
+    mr, base = results.get(EVAL_TASKS["mr"], {}), baselines.get(EVAL_TASKS["mr"], {})
     result(f"moment retrieval R1@0.5: model {mr.get('R1@0.5', 0):.1f}, constant window {base.get('R1@0.5', 0):.1f} "
         f"({summary['wall_seconds']} s in all)")
     if plots > 0 and "mr" in rec.data.val:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 from vtgcore.errors import VTGError
+from vtgcore.vocab import QUERY_TASKS, TASK_LABELS, TASKS
 
 if TYPE_CHECKING:  # heavy imports only for type checkers
     import torch
@@ -30,13 +31,8 @@ if TYPE_CHECKING:  # heavy imports only for type checkers
     from vtgcore.data.video import VideoInfo
     from vtgcore.eval.generate import GenerationConfig
 
-__all__ = ["Caption", "Captions", "Grounding", "Highlights", "Pipeline", "TASKS", "TASK_LABELS", "clock",
-           "load_pipeline", "pick_device"]
+__all__ = ["Caption", "Captions", "Grounding", "Highlights", "Pipeline", "clock", "load_pipeline", "pick_device"]
 
-TASKS: tuple[str, ...] = ("mr", "dvc", "hd", "summary")
-TASK_LABELS = {"mr": "moment retrieval", "dvc": "dense video captioning", "hd": "highlight detection",
-               "summary": "video summarization"}
-QUERY_TASKS = frozenset({"mr", "hd"})
 CLIP_LENGTH = {"hd": 2.0, "summary": 1.0}
 """Seconds per saliency score: 2-second clips for highlights (QVHighlights), seconds for summaries."""
 
@@ -403,6 +399,8 @@ def load_pipeline(source: str | os.PathLike[str], checkpoint: str | os.PathLike[
             spec = recipe.model[kind]
             if spec.get("checkpoint"):
                 spec.checkpoint = str(locate(spec.checkpoint, recipe_file.parent))
+    if weights is not None:  # the trained weights replace the starting point: model.init_from is not needed
+        recipe.model.init_from = None
     model, processor = build_model(recipe, where=str(recipe_file))
     if weights is not None:
         load_checkpoint(model, weights)

@@ -28,6 +28,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from vtgcore.errors import VTGError
 from vtgcore.utils.fileio import locate
+from vtgcore.vocab import EVAL_TASKS
 
 CLIP_SECONDS = 2.0
 """Length of one saliency clip (QVHighlights and VTG-Synth: 2-second clips)."""
@@ -289,7 +290,7 @@ def run_timeline_data(run_dir: str | Path, *, limit: Optional[int] = 20, video_r
     from vtgcore.eval.evaluation import read_cache
 
     run_dir = Path(run_dir)
-    folder = run_dir / "eval" / "moment_retrieval"
+    folder = run_dir / "eval" / EVAL_TASKS["mr"]
     record = _read_json(folder / "metrics.json", "moment-retrieval evaluation record")
     predictions = _read_json(folder / "predictions.json", "moment-retrieval predictions")
     rows = read_cache(folder / "generations.jsonl")
@@ -307,7 +308,7 @@ def run_timeline_data(run_dir: str | Path, *, limit: Optional[int] = 20, video_r
         reader = data.get("reader", reader)
     root = locate(video_root, run_dir) if video_root else None
     saliency_by_query: dict[tuple[str, str], list[float]] = {}
-    hd = run_dir / "eval" / "highlights" / "predictions.json"
+    hd = run_dir / "eval" / EVAL_TASKS["hd"] / "predictions.json"
     if hd.is_file():
         for row in _read_json(hd, "highlight predictions"):
             saliency_by_query[(str(row.get("vid")), str(row.get("query")))] = list(row.get("pred_saliency_scores") or [])

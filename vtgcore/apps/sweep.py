@@ -46,6 +46,7 @@ from vtgcore.errors import VTGError
 from vtgcore.eval.aggregate import mean_std, summarize  # noqa: F401  (re-exported for callers)
 from vtgcore.utils.fileio import atomic_write_text
 from vtgcore.apps.main_job import N_TRAIN, PLOT_VIDEOS, PRETRAIN_STEPS
+from vtgcore.vocab import METRIC_KEYS
 
 SWEEP_KEYS = ("base", "common", "seeds", "variants", "grid", "main_job", "description")
 MAIN_JOB_DEFAULTS: dict[str, int] = {"train": N_TRAIN, "val": 50, "pretrain_steps": PRETRAIN_STEPS, "synth_seed": 0,
@@ -189,10 +190,11 @@ def expand_grid(grid: dict[str, Sequence[Any]], where: str = "grid") -> list[Var
 
 def _find_base(base: Any, sweep_path: Path) -> Path:
     """The base recipe: as written (absolute or from the working folder), else beside the sweep file,
-    else from the folder above the recipes root or from the recipes root."""
+    else from the folder above the recipes root or from the recipes root, else a shipped recipe by
+    name (``recipes/vtgllm/synth_tiny.yaml`` from any folder, :func:`~vtgcore.config.loader.resolve_recipe_path`)."""
     if not isinstance(base, str) or not base:
         raise SweepError(f"{sweep_path}: 'base' must name a recipe file")
-    from vtgcore.config.loader import find_root
+    from vtgcore.config.loader import find_root, resolve_recipe_path
 
     path = Path(base)
     if path.is_absolute() or path.is_file():
@@ -201,7 +203,7 @@ def _find_base(base: Any, sweep_path: Path) -> Path:
     for candidate in (sweep_path.parent / path, root.parent / path, root / path):
         if candidate.is_file():
             return candidate
-    return path  # load_recipe names it in its error
+    return resolve_recipe_path(path)  # unchanged when not shipped: load_recipe names it in its error
 
 
 def load_sweep(path: str | Path) -> Sweep:
@@ -211,7 +213,9 @@ def load_sweep(path: str | Path) -> Sweep:
         SweepError: unknown keys, missing ``base`` or ``seeds``, both or neither of ``variants``
             and ``grid``, bad names or values.
     """
-    path = Path(path)
+    from vtgcore.config.loader import resolve_recipe_path
+
+    path = resolve_recipe_path(path)  # a shipped sweep by name too: sweeps/synth_ablations
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -445,10 +449,8 @@ def run_job(job: Job, sweep: Sweep, out: Path, log: Callable[[str], Any] = print
 
 
 def _metric_columns(metrics: dict[str, Any]) -> dict[str, Any]:
-    from vtgcore.apps.main_job import KEYS
-
     out = {}
-    for task, keys in KEYS.items():
+    for task, keys in METRIC_KEYS.items():
         if isinstance(metrics.get(task), dict):
             for key in keys:
                 value = metrics[task].get(key)
@@ -499,8 +501,6 @@ def _cell(stat: Optional[dict[str, Any]]) -> str:
 
 def markdown(results: dict[str, Any]) -> str:
     """``results.md``: one table per task, rows = variants, cells = mean ± std over seeds, n."""
-    from vtgcore.apps.main_job import KEYS
-
     rows, summary = results["rows"], results["summary"]
     finished = {v: sum(1 for r in rows if r["variant"] == v and r["status"] == "finished") for v in summary}
     lines = [f"# Sweep {Path(results['sweep']).stem}", ""]
@@ -509,7 +509,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines += [f"Base recipe `{results['base']}`, seeds {', '.join(map(str, results['seeds']))}. Cells: mean ± "
               f"sample standard deviation over the finished seeds (the mean alone with one seed); n: finished "
               f"seeds. Values in percent.", ""]
-    for task, keys in KEYS.items():
+    for task, keys in METRIC_KEYS.items():
         cols = [k for k in keys if f"{task}/{k}" in results["metrics"]]
         if not cols:
             continue

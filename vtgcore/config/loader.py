@@ -23,8 +23,8 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from vtgcore.config.runner_section import check_recipe_objects
-from vtgcore.config.schema import CHAT_TEMPLATES, READERS, SAMPLINGS, TRAINABLE, Recipe
+from vtgcore.config.runner_section import check_recipe_objects, check_runner_values
+from vtgcore.config.schema import CHAT_TEMPLATES, FRAME_TIMES, READERS, SAMPLINGS, TRAINABLE, Recipe
 from vtgcore.config.train_data import check_train_data
 from vtgcore.errors import RecipeError, VTGError
 from vtgcore.hookspecs import KINDS
@@ -51,13 +51,15 @@ def packaged_root() -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def resolve_recipe_path(path: str | Path) -> Path:
+def resolve_recipe_path(path: str | Path, *, folders: bool = False) -> Path:
     """A recipe file by path, or a shipped recipe by name.
 
     ``recipes/vtgllm/synth_tiny.yaml`` (a file that exists) is returned as it is; a name such as
     ``vtgllm/synth_tiny`` (with or without ``.yaml``, with or without a leading ``recipes/``) that is
-    not a file here is looked up among the shipped recipes. Anything else is returned unchanged, so
-    the loader's "recipe file not found" names what the user wrote.
+    not a file here is looked up among the shipped recipes. With ``folders``, a shipped folder is
+    found the same way (``vtgllm``, ``recipes/vtgllm/``; ``recipes`` alone is the shipped root).
+    Anything else is returned unchanged, so the loader's "recipe file not found" names what the
+    user wrote.
     """
     given = Path(path)
     if given.exists():
@@ -65,13 +67,15 @@ def resolve_recipe_path(path: str | Path) -> Path:
     name = given.as_posix()
     if given.is_absolute() or name.startswith(("./", "../")):
         return given
-    name = name[len("recipes/"):] if name.startswith("recipes/") else name
+    name = "" if name == "recipes" else name[len("recipes/"):] if name.startswith("recipes/") else name
     try:
         root = packaged_root()
     except RecipeError:
         return given
-    for candidate in (root / name, root / f"{name}.yaml"):
-        if candidate.is_file() and candidate.resolve().is_relative_to(root.resolve()):
+    candidates = [root / name, root / f"{name}.yaml"] if name else [root]
+    for candidate in candidates:
+        found = candidate.is_file() or (folders and candidate.is_dir())
+        if found and candidate.resolve().is_relative_to(root.resolve()):
             return candidate
     return given
 
@@ -193,6 +197,25 @@ def _allowed(dotted_parent: str) -> list[str]:
     return list(node.keys()) if isinstance(node, DictConfig) else []
 
 
+def _upgrade_grounding(cfg: DictConfig) -> None:
+    """Rewrite the grounding settings of recipes written before grounding became a plugin kind
+    (``model.grounding: {enabled, hidden, loss_weight}``, e.g. in older run folders) to the plugin
+    form ``{name: query_gate | none, params: {hidden, loss_weight}}``, in place."""
+    model = cfg.get("model") if isinstance(cfg, DictConfig) else None
+    node = model.get("grounding") if isinstance(model, DictConfig) else None
+    if not isinstance(node, DictConfig) or "enabled" not in node:
+        return
+    old = OmegaConf.to_container(node)
+    enabled = old.pop("enabled")
+    params = dict(old.pop("params", None) or {})
+    params.update({key: old.pop(key) for key in ("hidden", "loss_weight") if key in old})
+    old.setdefault("name", "query_gate")
+    if enabled is False:
+        old["name"], params = "none", {}
+    old["params"] = params
+    model["grounding"] = OmegaConf.create(old)
+
+
 def check_schema(cfg: DictConfig, where: str, partial: bool = False) -> DictConfig:
     """Merge ``cfg`` into the :class:`Recipe` schema.
 
@@ -204,6 +227,7 @@ def check_schema(cfg: DictConfig, where: str, partial: bool = False) -> DictConf
     Raises:
         RecipeError: unknown key, wrong type, missing required key or a value outside its choices.
     """
+    _upgrade_grounding(cfg)
     try:
         merged = OmegaConf.merge(OmegaConf.structured(Recipe), cfg)
     except OmegaConfBaseException as exc:
@@ -235,16 +259,13 @@ def _check_values(merged: DictConfig, where: str, partial: bool) -> None:
         value = merged.model[kind].trainable
         if value not in TRAINABLE:
             raise RecipeError(f"{where}: model.{kind}.trainable is {value!r}; allowed: {', '.join(TRAINABLE)}")
-    for key, allowed in (("train_sampling", SAMPLINGS), ("eval_sampling", SAMPLINGS), ("reader", READERS)):
+    for key, allowed in (("train_sampling", SAMPLINGS), ("eval_sampling", SAMPLINGS), ("reader", READERS),
+                         ("frame_times", FRAME_TIMES)):
         if merged.data[key] not in allowed:
             raise RecipeError(f"{where}: data.{key} is {merged.data[key]!r}; allowed: {', '.join(allowed)}")
     if merged.model.prompt.chat_template not in CHAT_TEMPLATES:
         raise RecipeError(f"{where}: model.prompt.chat_template is {merged.model.prompt.chat_template!r}; "
                           f"allowed: {', '.join(CHAT_TEMPLATES)}")
-    grounding = merged.model.grounding
-    if grounding.hidden < 1 or grounding.loss_weight < 0:
-        raise RecipeError(f"{where}: model.grounding needs hidden >= 1 and loss_weight >= 0, got "
-                          f"hidden={grounding.hidden}, loss_weight={grounding.loss_weight}")
 
 
 def apply_overrides(cfg: DictConfig, overrides: Sequence[str], root: Path) -> DictConfig:
@@ -319,8 +340,9 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = (), *, catalog: Any
     Raises:
         RecipeError: for any problem; the message names the file, the key and the allowed values.
             A recipe never names Python code: ``_target_``-style keys, ``runner`` keys ``vtg
-            train`` does not use and ``runner`` types spelled as import paths are errors (see
-            :mod:`vtgcore.config.runner_section`).
+            train`` does not use and ``runner`` types spelled as import paths are errors, and the
+            ``runner`` keys ``vtg train`` reads (``precision``, ``strategy``, ``train_cfg.by_epoch``,
+            ``accumulate`` ...) are typed (see :mod:`vtgcore.config.runner_section`).
     """
     path = resolve_recipe_path(path)
     root = find_root(path.resolve())
@@ -332,6 +354,7 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = (), *, catalog: Any
     except OmegaConfBaseException as exc:
         raise RecipeError(f"{path}: cannot resolve an interpolation: {str(exc).splitlines()[0]}") from None
     check_recipe_objects(resolved, str(path))
+    check_runner_values(resolved.get("runner"), str(path))
     if resolved["data"]["train"].get("datasets") is not None:
         check_train_data(resolved["data"]["train"], f"{path}: data.train")
     if validate_plugins:
@@ -359,13 +382,17 @@ def check_plugins(recipe: DictConfig, catalog: Any = None, where: str = "") -> N
             raise RecipeError(f"{where}: model.{kind}.trainable: 'lora' is only supported for the llm")
         if spec.checkpoint and "://" in str(spec.checkpoint):
             raise RecipeError(f"{where}: model.{kind}.checkpoint must be a local file, not a URL: {spec.checkpoint}")
+    init_from = recipe.model.get("init_from")
+    if init_from and "://" in str(init_from):
+        raise RecipeError(f"{where}: model.init_from must be a local folder or file, not a URL: {init_from}")
 
 
 def recipe_files(paths: Sequence[str | Path], *, sweeps: bool = False) -> list[Path]:
-    """YAML files named by ``paths``; folders are searched recursively (component files included;
+    """YAML files named by ``paths`` (files or folders, by path or by the name of a shipped one, see
+    :func:`resolve_recipe_path`); folders are searched recursively (component files included;
     sweep files, ``.../sweeps/*.yaml``, only with ``sweeps=True``)."""
     files: list[Path] = []
-    for p in map(resolve_recipe_path, paths):
+    for p in (resolve_recipe_path(path, folders=True) for path in paths):
         files += sorted(f for f in p.rglob("*.yaml") if sweeps or not is_sweep(f)) if p.is_dir() else [p]
     return files
 
@@ -381,10 +408,12 @@ def is_component(path: Path) -> bool:
 
 
 def validate_component(path: str | Path, catalog: Any = None) -> None:
-    """Validate one component file: its node against the schema and, for plugins, its params.
+    """Validate one component file: its node against the schema and, for plugins, its params
+    (for ``runtime`` files, the ``runner`` checks of :mod:`vtgcore.config.runner_section`).
 
     Raises:
-        RecipeError: unknown group folder, bad keys or types, unknown plugin or bad params.
+        RecipeError: unknown group folder, bad keys or types, unknown plugin or bad params, a bad
+            ``runner`` key or value.
     """
     from vtgcore.catalog import default_catalog
 
@@ -396,6 +425,13 @@ def validate_component(path: str | Path, catalog: Any = None) -> None:
     wrapped = OmegaConf.create({})
     _set(wrapped, GROUPS[group], node)
     checked = check_schema(wrapped, str(path), partial=True)
+    if group == "runtime":
+        check_recipe_objects({"runner": OmegaConf.to_container(checked.runner, resolve=False)}, str(path))
+        try:
+            runner = OmegaConf.to_container(checked.runner, resolve=True)
+        except OmegaConfBaseException:  # it interpolates into the recipe that includes it: checked there
+            runner = None
+        check_runner_values(runner, str(path))
     if group in KINDS:
         spec = checked.model[group]
         if OmegaConf.is_missing(spec, "name"):

@@ -1,4 +1,4 @@
-"""Checks that keep a recipe from naming Python code to import or run.
+"""Checks of a recipe's ``runner`` section: no Python code to import or run, and typed values.
 
 A recipe chooses plugins by their registered names; it never names a Python object. Two places
 could otherwise reach arbitrary code:
@@ -12,6 +12,12 @@ could otherwise reach arbitrary code:
 rejects the ``_target_`` keys, ``runner`` keys that ``vtg train`` does not use, and any ``type``
 that is not a plain name. :func:`vtgcore.mm.registered_types.check_registered_types` runs before the mmengine ``Runner`` is
 built and accepts only names that mmengine's or vtgcore's registries already hold.
+
+:func:`check_runner_values` (also at recipe load, so ``vtg recipe validate`` reports it, not first
+``vtg train``) types the keys ``vtg train`` reads itself: ``precision`` and ``strategy`` are one of
+:data:`PRECISIONS` and :data:`STRATEGIES` (defined here once; :mod:`vtgcore.mm.runner` imports
+them), ``train_cfg.by_epoch`` is absent or false, the step counts are positive integers. The
+mmengine pass-through dicts (``optim_wrapper``, hooks, ...) stay free-form.
 """
 
 from __future__ import annotations
@@ -36,6 +42,22 @@ RUNNER_PASSTHROUGH = (
     "auto_scale_lr", "data_preprocessor", "log_level", "visualizer",
 )
 """mmengine ``Runner`` arguments handed through unchanged."""
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+"""``runner.precision``: ``auto`` is bf16 autocast where the device supports it (default)."""
+
+STRATEGIES = ("ddp", "fsdp")
+"""``runner.strategy`` (default ``ddp``); DeepSpeed would need mmengine's FlexibleRunner."""
+
+POSITIVE_INT_KEYS = ("accumulate", "global_batch_size", "optimizer_steps", "checkpoint_interval", "log_interval")
+"""``runner`` keys that are positive integers."""
+
+OPTIONAL_INT_KEYS = ("accumulate", "global_batch_size", "optimizer_steps")
+"""Of those, the ones that may be null (not set: ``accumulate`` is then 1 or derived from
+``global_batch_size``; see :mod:`vtgcore.mm.batch`)."""
+
+NON_NEGATIVE_INT_KEYS = ("warmup_iters",)
+"""``runner`` keys that are integers >= 0."""
 
 REFUSED_RUNNER_KEYS = {
     "load_from": "use `vtg train --load-from CKPT` (vtgcore safetensors checkpoints; mmengine's loader unpickles)",
@@ -85,3 +107,61 @@ def check_recipe_objects(recipe: Mapping[str, Any], where: str) -> None:
         if "type" in node and not (isinstance(node["type"], str) and _PLAIN_NAME.match(node["type"])):
             raise RecipeError(f"{where}: {path}.type is {node['type']!r}: a runner component is named by its "
                               "registered name (e.g. AdamW, LinearLR), never by a Python import path")
+
+
+def _show(value: Any) -> str:
+    """A value as the recipe spells it (``null``, ``true``, ``'fp8'``, ``0``)."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    return repr(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_runner_values(runner: Mapping[str, Any] | None, where: str) -> None:
+    """Type the ``runner`` keys that ``vtg train`` reads itself (see the module docstring).
+
+    Args:
+        runner: the resolved ``runner`` section as plain containers (None: empty).
+        where: the recipe file, named in errors.
+
+    Raises:
+        RecipeError: naming the file, the key, the value and the allowed values.
+    """
+    runner = runner or {}
+
+    def bad(key: str, value: Any, allowed: str) -> RecipeError:
+        return RecipeError(f"{where}: runner.{key} is {_show(value)}; allowed: {allowed}")
+
+    for key, choices in (("precision", PRECISIONS), ("strategy", STRATEGIES)):
+        if key in runner and runner[key] not in choices:
+            note = (" (DeepSpeed runs through mmengine's FlexibleRunner, not wired yet)"
+                    if key == "strategy" and str(runner[key]).lower() == "deepspeed" else "")
+            raise bad(key, runner[key], ", ".join(choices) + note)
+    for key in POSITIVE_INT_KEYS:
+        value = runner.get(key)
+        if key in runner and not (value is None and key in OPTIONAL_INT_KEYS) and not (_is_int(value) and value >= 1):
+            raise bad(key, value, "a positive integer" + (" or null" if key in OPTIONAL_INT_KEYS else ""))
+    for key in NON_NEGATIVE_INT_KEYS:
+        if key in runner and not (_is_int(runner[key]) and runner[key] >= 0):
+            raise bad(key, runner[key], "an integer >= 0")
+    train_cfg = runner.get("train_cfg")
+    if train_cfg is None:
+        train_cfg = {}
+    if not isinstance(train_cfg, Mapping):
+        raise bad("train_cfg", train_cfg, "a mapping (mmengine loop settings: max_iters, val_interval)")
+    if "by_epoch" in train_cfg:
+        value = train_cfg["by_epoch"]
+        if value is True:
+            raise RecipeError(f"{where}: runner.train_cfg.by_epoch: true is not supported (allowed: false): vtg "
+                              "train runs an iteration-based loop (set runner.train_cfg.max_iters)")
+        if value is not False:
+            raise bad("train_cfg.by_epoch", value, "false (vtg train runs an iteration-based loop)")
+    if "max_iters" in train_cfg:
+        value = train_cfg["max_iters"]
+        if value is None and runner.get("optimizer_steps") is None:
+            raise bad("train_cfg.max_iters", value, "a positive integer (or leave it out and set runner.optimizer_steps)")
+        if value is not None and not (_is_int(value) and value >= 1):
+            raise bad("train_cfg.max_iters", value, "a positive integer")

@@ -8,9 +8,12 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
+from vtgcore.processor import PromptConfig
+
 TRAINABLE = ("full", "frozen", "lora")
 SAMPLINGS = ("uniform", "random_per_segment", "random_per_segment_legacy")
 READERS = ("decord", "pyav", "auto")
+FRAME_TIMES = ("container", "vtgllm")
 CHAT_TEMPLATES = ("llama2", "tokenizer")
 
 
@@ -53,55 +56,35 @@ class PluginSpec:
 
 
 @dataclass
-class PromptSpec:
-    """Prompt rendering (see :class:`vtgcore.processor.PromptConfig`)."""
-
-    system: str = " "
-    timestamps_in_prompt: bool = True
-    max_length: int = 2048
-    chat_template: str = "llama2"
-    video_position: str = "first"
-
-
-@dataclass
-class GroundingSpec:
-    """Query-conditioned video tokens with a frame grounding loss (:mod:`vtgcore.grounding`).
-
-    Not part of VTG-LLM (off by default): the tiny synth recipe uses it because an LLM trained from
-    scratch does not learn to bind the query to the video tokens on its own.
-
-    Attributes:
-        enabled: gate the time-injected tokens by the prompt and score every frame.
-        hidden: width of the gate's bilinear product.
-        loss_weight: weight of the frame grounding loss (0: the gate trains only through the LM loss).
-    """
-
-    enabled: bool = False
-    hidden: int = 64
-    loss_weight: float = 1.0
-
-
-@dataclass
 class ModelSpec:
-    """The six components and how they are joined.
+    """The seven components and how they are joined.
 
     Attributes:
         video_token: placeholder text expanded to K ids.
         encoder_chunk_size: frames per encoder call (0: all at once).
-        prompt: prompt rendering.
-        grounding: optional query gate and frame grounding loss.
+        prompt: prompt rendering (:class:`vtgcore.processor.PromptConfig`, used as it is).
+        init_from: local vtgcore checkpoint folder or safetensors file whose tensors start the
+            model (None: none). Loaded when the model is built: after every component is built
+            (the ViT, Q-Former and LLM files of their params are loaded then) and before the
+            components' own ``checkpoint`` files, as the original loads its ``ckpt`` after those;
+            only the tensors the file holds are loaded, each must exist in the model with the same
+            shape. The paper recipes start from Video-LLaMA-2's vision-language checkpoint, made by
+            ``vtg convert video-llama VL_LLaMA_2_7B_Finetuned.pth DIR`` (``llama_proj`` and the
+            frame-position table). A missing file is an error when the model is built, not when
+            the recipe is validated.
     """
 
     encoder: PluginSpec = field(default_factory=PluginSpec)
     time_embedding: PluginSpec = field(default_factory=lambda: PluginSpec(name="none"))
+    grounding: PluginSpec = field(default_factory=lambda: PluginSpec(name="none"))
     time_codec: PluginSpec = field(default_factory=lambda: PluginSpec(name="plain_digits"))
     compressor: PluginSpec = field(default_factory=PluginSpec)
     projector: PluginSpec = field(default_factory=lambda: PluginSpec(name="linear"))
     llm: PluginSpec = field(default_factory=PluginSpec)
     video_token: str = "<video>"
     encoder_chunk_size: int = 0
-    prompt: PromptSpec = field(default_factory=PromptSpec)
-    grounding: GroundingSpec = field(default_factory=GroundingSpec)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    init_from: Optional[str] = None
 
 
 @dataclass
@@ -113,6 +96,9 @@ class DataSpec:
         train_sampling: frame sampling for training.
         eval_sampling: frame sampling for evaluation.
         reader: video reader (``auto``: decord when installed, else PyAV).
+        frame_times: the seconds of each sampled frame, in the prompt and for the time embedding:
+            ``container`` (its presentation time) or ``vtgllm`` (the original's
+            ``round(index / avg_fps, 1)``, for replication).
         video_root: folder that relative video paths are resolved against.
         feature_cache: folder of the frozen-encoder feature cache (None: no cache).
         train: training data set settings.
@@ -124,6 +110,7 @@ class DataSpec:
     train_sampling: str = "random_per_segment"
     eval_sampling: str = "uniform"
     reader: str = "auto"
+    frame_times: str = "container"
     video_root: Optional[str] = None
     feature_cache: Optional[str] = None
     train: dict[str, Any] = field(default_factory=dict)

@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vtgcore.data.transforms import CLIP_MEAN, CLIP_STD
-from vtgcore.errors import VideoReadError
+from vtgcore.errors import VideoReadError, VTGError
 
 
 
@@ -33,6 +33,8 @@ class FrameConfig:
         crop: train-time random resized crop, one box per clip.
         mean: normalisation mean (the encoder's).
         std: normalisation std (the encoder's).
+        frame_times: ``container`` (each frame's presentation time) or ``vtgllm`` (the original's
+            ``round(index / avg_fps, 1)``, for replication); see :func:`vtgcore.data.video.frame_seconds`.
     """
 
     num_frames: int = 96
@@ -43,12 +45,19 @@ class FrameConfig:
     crop: bool = False
     mean: tuple[float, float, float] = CLIP_MEAN
     std: tuple[float, float, float] = CLIP_STD
+    frame_times: str = "container"
+
+    def __post_init__(self) -> None:
+        from vtgcore.data.video import FRAME_TIMES
+
+        if self.frame_times not in FRAME_TIMES:
+            raise ValueError(f"unknown frame_times {self.frame_times!r}; allowed: {', '.join(FRAME_TIMES)}")
 
     @classmethod
     def for_eval(cls, recipe: Any, encoder: Any) -> "FrameConfig":
         """The frames a model sees at evaluation and inference (``vtg eval``, ``vtg run``, the
         pipeline): ``data.num_frames`` frames drawn by ``data.eval_sampling`` with ``data.reader``,
-        at the encoder's image size and normalisation.
+        timed by ``data.frame_times``, at the encoder's image size and normalisation.
 
         Args:
             recipe: a loaded recipe.
@@ -56,16 +65,17 @@ class FrameConfig:
         """
         data = recipe.data
         return cls(int(data.num_frames), str(data.eval_sampling), str(data.reader), encoder.image_size,
-                   mean=encoder.mean, std=encoder.std)
+                   mean=encoder.mean, std=encoder.std, frame_times=str(data.get("frame_times", "container")))
 
 
 class VideoConversationDataset(Dataset):
     """Training items (:class:`~vtgcore.data.formats.TrainItem`) or evaluation items
     (:class:`~vtgcore.data.formats.EvalItem`) as model-ready samples.
 
-    A sample is a dict: ``frames`` (T, 3, H, W) float normalised, ``timestamps`` (T,) float
-    seconds, ``duration`` float, ``turns`` (list of ``{"q", "a"}``; evaluation items get the task's
-    evaluation prompt and no answer), ``video`` (resolved path), ``index``, ``item`` (the record).
+    A sample is a dict: ``frames`` (T, 3, H, W) float normalised, ``timestamps`` (T,) float64
+    seconds (``frames.frame_times`` says which), ``duration`` float, ``turns`` (list of
+    ``{"q", "a"}``; evaluation items get the task's evaluation prompt and no answer), ``video``
+    (resolved path), ``index``, ``item`` (the record).
 
     Args:
         items: records from the loaders in :mod:`vtgcore.data.formats`.
@@ -109,7 +119,7 @@ class VideoConversationDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         from vtgcore.data.formats import resolve_video
         from vtgcore.data.transforms import normalize, random_resized_crop, resize_frames
-        from vtgcore.data.video import read_clip
+        from vtgcore.data.video import frame_seconds, read_clip
 
         item = self.items[index]
         path = resolve_video(item.video, self.video_root)
@@ -121,6 +131,7 @@ class VideoConversationDataset(Dataset):
                 return self._from_cache(path, item, index, generator)
             clip = read_clip(path, cfg.num_frames, sampling=cfg.sampling, reader=cfg.reader, size=size,
                              generator=generator)
+            times = frame_seconds(clip, cfg.frame_times)  # vtgllm times need the video's frame rate
         except VideoReadError as exc:
             if self.skip_broken:
                 return {"error": str(exc), "index": index, "video": str(path)}
@@ -132,7 +143,7 @@ class VideoConversationDataset(Dataset):
             frames = random_resized_crop(frames, cfg.image_size, generator=generator)
         return {
             "frames": normalize(frames, cfg.mean, cfg.std),
-            "timestamps": clip.timestamps.float(),
+            "timestamps": times,
             "duration": float(clip.duration),
             "turns": self._turns(item),
             "video": str(path),
@@ -142,10 +153,13 @@ class VideoConversationDataset(Dataset):
 
 
     def _from_cache(self, path: Path, item: Any, index: int, generator: torch.Generator) -> dict[str, Any]:
-        from vtgcore.data.video import sample_indices
-
         from vtgcore.data.transforms import normalize, random_resized_crop
+        from vtgcore.data.video import sample_indices, seconds_list
 
+        cached = getattr(self.feature_cache, "frame_times", "container")
+        if cached != self.frames.frame_times:
+            raise VTGError(f"the feature cache holds {cached!r} frame times but the data wants "
+                           f"{self.frames.frame_times!r} (data.frame_times)")
         entry = self.feature_cache.get(path)
         if "features" in entry:
             data = entry["features"]
@@ -158,7 +172,10 @@ class VideoConversationDataset(Dataset):
             if self.frames.crop:
                 frames = random_resized_crop(frames, self.frames.image_size, generator=generator)
             frames = normalize(frames, self.frames.mean, self.frames.std)
-        return {"frames": frames, "timestamps": entry["timestamps"][indices],
+        times = entry["timestamps"][indices]
+        if times.dtype != torch.float64:  # a cache written before times were float64
+            times = torch.tensor(seconds_list(times), dtype=torch.float64)
+        return {"frames": frames, "timestamps": times,
                 "duration": float(entry["duration"]), "turns": self._turns(item), "video": str(path),
                 "index": index, "item": item}
 
@@ -168,7 +185,9 @@ class VideoCollator:
 
     The batch: ``frames`` (B, T, 3, H, W) zero-padded to the longest clip (or cached features
     (B, T, L, Dv)), ``frame_mask`` (B, T)
-    bool, ``timestamps`` (B, T) (padding repeats the last time), ``duration`` (B,), ``turns``,
+    bool, ``timestamps`` (B, T) float32 for the model (padding repeats the last time),
+    ``frame_seconds`` (per video, its frames' float64 seconds as Python floats: prompts are written
+    from these, never from the float32 tensor), ``duration`` (B,), ``turns``,
     ``videos``, ``indices``, ``items``, ``skipped`` (error records ``{index, video, error, kind}`` of
     samples left out: ``kind`` ``"video"`` for a broken video, ``"prompt"`` with ``skip_errors``, whose
     record also holds the bare ``problem``) and,
@@ -189,13 +208,13 @@ class VideoCollator:
 
     def _prompt_errors(self, good: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Error records of the samples whose prompt the processor cannot build."""
-        from vtgcore.errors import VTGError
+        from vtgcore.data.video import seconds_list
 
         t = max(s["frames"].shape[0] for s in good)
         records = []
         for s in good:
             try:
-                self.processor.encode_conversation(s["turns"], s["timestamps"].tolist(), self.add_generation_prompt,
+                self.processor.encode_conversation(s["turns"], seconds_list(s["timestamps"]), self.add_generation_prompt,
                                                    num_frames=t)
             except VTGError as exc:
                 records.append({"index": s["index"], "video": s["video"], "error": f"{s['video']}: {exc}",
@@ -225,8 +244,10 @@ class VideoCollator:
                                  "items": [s["item"] for s in good]}
         if not good:
             batch.update(frames=torch.zeros(0), frame_mask=torch.zeros(0, dtype=torch.bool),
-                         timestamps=torch.zeros(0), duration=torch.zeros(0))
+                         timestamps=torch.zeros(0), frame_seconds=[], duration=torch.zeros(0))
             return batch
+        from vtgcore.data.video import seconds_list
+
         t = max(s["frames"].shape[0] for s in good)
         frames = torch.zeros(len(good), t, *good[0]["frames"].shape[1:], dtype=good[0]["frames"].dtype)
         mask = torch.zeros(len(good), t, dtype=torch.bool)
@@ -237,10 +258,10 @@ class VideoCollator:
             mask[i, :n] = True
             times[i, :n] = s["timestamps"]
             times[i, n:] = s["timestamps"][-1] if n else 0.0
-        batch.update(frames=frames, frame_mask=mask, timestamps=times,
+        real = [seconds_list(s["timestamps"]) for s in good]
+        batch.update(frames=frames, frame_mask=mask, timestamps=times, frame_seconds=real,
                      duration=torch.tensor([s["duration"] for s in good], dtype=torch.float32))
         if self.processor is not None:
-            real = [s["timestamps"].tolist() for s in good]
             batch.update(self.processor(batch["turns"], real, self.add_generation_prompt, num_frames=t))
         return batch
 

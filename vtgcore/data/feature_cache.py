@@ -5,12 +5,13 @@ resized frames instead (uint8 pixels), so training still never decodes a video t
 
 The cache folder has one sub-folder per *key*: a digest of the encoder (plugin name and params),
 its weights (a digest of every tensor), the preprocessing (image size, resize mode, mean, std) and
-the cache format; for an encoder that reads the frame times as text (``needs_timestamps``, the
-Q-Former text input), also the texts and token ids it writes for a few probe times, so another time
-codec or tokenizer gives another key. Any change gives a new key, so a stale cache is never read. Inside, one
+the cache format; and the encoder's ``cache_signature()`` when it is not None (for the Q-Former text
+input, the texts and token ids it writes for a few probe times, so another time codec or tokenizer
+gives another key). Any change gives a new key, so a stale cache is never read. Inside, one
 safetensors file per video (named by a digest of its path, size and modification time) holds
-``features`` (N, L, Dv) for all N frames, their ``timestamps`` (N,) and the ``duration``; any frame
-sampling then reads its frames' rows, so the cache covers every set of frame indices.
+``features`` (N, L, Dv) for all N frames, their ``timestamps`` (N,) float64 and the ``duration``; any
+frame sampling then reads its frames' rows, so the cache covers every set of frame indices. The
+times are those of ``frame_times`` (``data.frame_times``); ``vtgllm`` times are part of the key.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from typing import Any, Callable, Iterable, Optional
 import torch
 
 from vtgcore.utils.fileio import atomic_write_bytes
-from vtgcore.errors import VTGError
+from vtgcore.errors import VideoReadError, VTGError
+from vtgcore.interfaces import FrameEncoder
 
 FORMAT = "vtgcore-features-1"
 
@@ -37,21 +39,6 @@ def weights_digest(module: torch.nn.Module) -> str:
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
-
-
-PROBE_SECONDS = (0.0, 1.5, 12.3, 345.6)
-
-
-def frame_text_signature(encoder: torch.nn.Module) -> Any:
-    """What an encoder with ``needs_timestamps`` writes for :data:`PROBE_SECONDS` (part of the key):
-    its frame texts and their token ids when it has ``frame_texts`` / ``text_ids``, else its name."""
-    out: dict[str, Any] = {"class": type(encoder).__qualname__}
-    if hasattr(encoder, "frame_texts"):
-        out["texts"] = list(encoder.frame_texts(PROBE_SECONDS))
-    if hasattr(encoder, "text_ids"):
-        ids, mask = encoder.text_ids(torch.tensor(PROBE_SECONDS))
-        out["ids"], out["mask"] = ids.tolist(), mask.tolist()
-    return out
 
 
 class FeatureCache:
@@ -67,11 +54,14 @@ class FeatureCache:
         std: normalisation std.
         reader: video reader used to decode.
         chunk: frames per encoder call.
+        frame_times: ``container`` or ``vtgllm`` (:func:`vtgcore.data.video.frame_seconds`): the
+            times stored, and given to an encoder that reads them.
     """
 
-    def __init__(self, root: str | Path, encoder: Optional[torch.nn.Module], encoder_spec: Optional[dict[str, Any]], *,
+    def __init__(self, root: str | Path, encoder: Optional[FrameEncoder], encoder_spec: Optional[dict[str, Any]], *,
                  image_size: int, resize: str = "squash", mean: Iterable[float] = (0.0, 0.0, 0.0),
-                 std: Iterable[float] = (1.0, 1.0, 1.0), reader: str = "auto", chunk: int = 256) -> None:
+                 std: Iterable[float] = (1.0, 1.0, 1.0), reader: str = "auto", chunk: int = 256,
+                 frame_times: str = "container") -> None:
         if encoder is not None and any(p.requires_grad for p in encoder.parameters()):
             raise VTGError("the feature cache needs a frozen encoder (set model.encoder.trainable: frozen)")
         self.encoder = encoder
@@ -80,11 +70,19 @@ class FeatureCache:
         self.mean, self.std = tuple(mean), tuple(std)
         self.reader = reader
         self.chunk = chunk
+        from vtgcore.data.video import FRAME_TIMES
+
+        if frame_times not in FRAME_TIMES:
+            raise VTGError(f"unknown frame_times {frame_times!r}; allowed: {', '.join(FRAME_TIMES)}")
+        self.frame_times = frame_times
         fields = {"format": FORMAT, "encoder": encoder_spec,
                   "weights": weights_digest(encoder) if encoder is not None else None,
                   "image_size": image_size, "resize": resize, "mean": list(self.mean), "std": list(self.std)}
-        if encoder is not None and getattr(encoder, "needs_timestamps", False):
-            fields["frame_text"] = frame_text_signature(encoder)
+        signature = encoder.cache_signature() if encoder is not None else None
+        if signature is not None:  # the field's name predates cache_signature(): kept, so are the keys
+            fields["frame_text"] = signature
+        if frame_times != "container":  # only then: the keys of existing caches stay as they were
+            fields["frame_times"] = frame_times
         self.key = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:20]
         self.folder = Path(root) / self.key
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -109,12 +107,12 @@ class FeatureCache:
 
         Returns:
             ``features`` (N, L, Dv) float32 (or, without an encoder, ``frames`` (N, 3, H, W) uint8),
-            ``timestamps`` (N,) float32, ``duration`` () float32.
+            ``timestamps`` (N,) float64, ``duration`` () float32.
         """
         from safetensors.torch import save
 
         from vtgcore.data.transforms import normalize, resize_frames
-        from vtgcore.data.video import get_reader, reader_for
+        from vtgcore.data.video import get_reader, reader_for, vtgllm_frame_times
 
         reader = get_reader(reader_for(video, self.reader))
         info = reader.probe(video)
@@ -122,14 +120,19 @@ class FeatureCache:
         frames, times = reader.read(video, list(range(info.num_frames)), size)
         if frames.shape[-2:] != (self.image_size, self.image_size):
             frames = resize_frames(frames, self.image_size, self.resize)
-        entry = {"timestamps": times.float().contiguous(), "duration": torch.tensor(float(info.duration))}
+        if self.frame_times == "vtgllm":
+            try:
+                times = torch.tensor(vtgllm_frame_times(range(info.num_frames), info.fps), dtype=torch.float64)
+            except ValueError as exc:
+                raise VideoReadError(f"{video}: {exc}") from None
+        entry = {"timestamps": times.to(torch.float64).contiguous(), "duration": torch.tensor(float(info.duration))}
         if self.encoder is None:
             entry["frames"] = frames.contiguous()
         else:
             device = next(self.encoder.parameters()).device
             was_training = self.encoder.training
             self.encoder.eval()
-            timed = getattr(self.encoder, "needs_timestamps", False)
+            timed = self.encoder.needs_timestamps
             entry["features"] = torch.cat([
                 self.encoder(normalize(frames[i:i + self.chunk], self.mean, self.std).to(device),
                              *((entry["timestamps"][i:i + self.chunk].to(device),) if timed else ())).float().cpu()

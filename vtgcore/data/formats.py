@@ -26,7 +26,7 @@ from typing import Any, Callable
 from vtgcore.errors import AnnotationError, VTGError
 from vtgcore.utils.fileio import read_text
 from vtgcore.processor import TIME_MARK, time_mark
-from vtgcore_plugins.time_codecs.absolute_time_tokens import TIME_TOKENS
+from vtgcore.vocab import VTGLLM_TIME_TOKENS as TIME_TOKENS
 
 __all__ = [
     "EVAL_FORMATS", "EvalItem", "TrainItem", "detect_format", "load_activitynet", "load_charades",

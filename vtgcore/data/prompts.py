@@ -30,14 +30,13 @@ from typing import Any, Sequence
 
 from vtgcore.errors import VTGError
 from vtgcore.processor import time_mark
+from vtgcore.vocab import QUERY_TASKS, TASKS
 
 __all__ = [
-    "DEFAULT_VERSION", "TASKS", "available_versions", "dvc_answer", "eval_prompt", "hd_answer",
+    "DEFAULT_VERSION", "available_versions", "dvc_answer", "eval_prompt", "hd_answer",
     "load_templates", "mr_answer", "summary_answer", "train_prompt",
 ]
 
-TASKS: tuple[str, ...] = ("mr", "dvc", "hd", "summary")
-QUERY_TASKS = frozenset({"mr", "hd"})
 DEFAULT_VERSION = "v1"
 
 
@@ -97,7 +96,7 @@ def load_templates(task: str, version: str = DEFAULT_VERSION) -> dict:
     """The templates of one task: ``{"version", "task", "eval": str, "train": [str, ...]}``.
 
     Args:
-        task: one of :data:`TASKS`.
+        task: one of :data:`vtgcore.vocab.TASKS`.
         version: a prompt version (see :func:`available_versions`).
 
     Raises:
@@ -135,7 +134,7 @@ def train_prompt(task: str, query: str = "", *, rng: random.Random, version: str
     """A training instruction for ``task``: one of the version's train templates, drawn with ``rng``.
 
     Args:
-        task: one of :data:`TASKS`.
+        task: one of :data:`vtgcore.vocab.TASKS`.
         query: the MR/HD query (its trailing "." is stripped).
         rng: the random source; the same seed gives the same choices.
         version: the prompt version.

@@ -63,6 +63,7 @@ import numpy as np
 from vtgcore.data import prompts
 from vtgcore.errors import VTGError
 from vtgcore.utils.fileio import atomic_write_text
+from vtgcore.vocab import TASKS
 
 GENERATOR_VERSION = "vtg-synth-1"
 
@@ -91,7 +92,6 @@ MOTION_PHRASES: dict[str, str] = {
     "shrink": "shrinks",
 }
 
-TASKS: tuple[str, ...] = ("mr", "dvc", "hd", "summary")
 SOURCE_PREFIX = "vtg-synth-"
 SPLITS: tuple[str, ...] = ("train", "val")
 

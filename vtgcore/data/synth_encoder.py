@@ -118,7 +118,7 @@ def load_frames(synth_dir: str | Path, split: str, *, image_size: int, grid: int
 
 def token_grid(encoder: nn.Module) -> int:
     """Side of the encoder's square token grid (``tokens_per_frame`` must be a square)."""
-    tokens = int(getattr(encoder, "tokens_per_frame", 0))
+    tokens = int(encoder.tokens_per_frame)
     grid = math.isqrt(tokens)
     if tokens < 1 or grid * grid != tokens:
         raise SynthError(f"{type(encoder).__name__} has {tokens} tokens per frame, not a square grid of patches")

@@ -5,6 +5,11 @@ packet pts of the video stream. Its timestamp is ``(pts - stream.start_time) * t
 seconds, the same definition decord uses (``get_frame_timestamp(k)[0]``), so both readers agree
 on constant and on variable frame rate videos.
 
+Frame times come in two kinds (``data.frame_times``, see :func:`frame_seconds`): the container's
+(``container``, above) or the original VTG-LLM's ``round(index / avg_fps, 1)`` (``vtgllm``, for
+replication). Both stay float64 Python floats until a tensor is needed; decord's float32 times are
+read back as the decimal they stand for (:func:`seconds_list`), so 0.7 s is never written 0.6 s.
+
 Every problem with a file raises :class:`~vtgcore.errors.VideoReadError` with the one-line
 message ``"<path>: <problem>"``; decord and PyAV exceptions never leak out.
 """
@@ -19,15 +24,17 @@ from pathlib import Path
 import re
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from vtgcore.errors import VideoReadError
+from vtgcore.types import seconds_list  # noqa: F401  (times as Python floats; defined in the kernel)
 
 SAMPLING_MODES = ("uniform", "random_per_segment", "random_per_segment_legacy")
 READER_NAMES = ("decord", "pyav", "auto")
+FRAME_TIMES = ("container", "vtgllm")
 
 PathLike = str | os.PathLike
 
@@ -63,6 +70,8 @@ class SampledClip:
         duration: Length of the video in seconds.
         indices: The frame index of each of the ``T`` frames.
         path: The file the frames came from.
+        fps: The video's average frame rate as the reader reports it (decord's ``get_avg_fps()``,
+            PyAV's ``average_rate``); 0.0 when unknown.
     """
 
     frames: torch.Tensor
@@ -70,6 +79,58 @@ class SampledClip:
     duration: float
     indices: list[int]
     path: str
+    fps: float = 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# Frame times
+
+
+def vtgllm_frame_times(indices: Sequence[int], fps: float) -> list[float]:
+    """The original VTG-LLM's frame times: ``round(index / fps, 1)`` for every frame index.
+
+    ``index / fps`` is a float64 division and ``round`` Python's (correctly rounded to the
+    nearest tenth, ties to even), as in the original's ``load_video``; the table row of such a
+    time, ``round(t)``, is then the original's ``round(float(text))`` of the prompt's text.
+
+    Args:
+        indices: frame indices (into the whole video).
+        fps: the average frame rate (decord's ``get_avg_fps()`` in the original).
+
+    Returns:
+        One float64 time in seconds per index.
+
+    Raises:
+        ValueError: ``fps`` is not a positive finite number.
+    """
+    fps = float(fps)
+    if not (fps > 0 and np.isfinite(fps)):
+        raise ValueError(f"frame_times 'vtgllm' needs the video's average frame rate, got {fps}")
+    return [round(int(i) / fps, 1) for i in indices]
+
+
+def frame_seconds(clip: SampledClip, mode: str = "container") -> torch.Tensor:
+    """The times of a clip's frames under ``data.frame_times``.
+
+    Args:
+        clip: a clip from :func:`read_clip`.
+        mode: ``container`` (each frame's presentation time) or ``vtgllm`` (the original's
+            ``round(index / avg_fps, 1)``, :func:`vtgllm_frame_times`).
+
+    Returns:
+        float64 seconds.
+
+    Shape:
+        -> (T,)
+    """
+    if mode not in FRAME_TIMES:
+        raise ValueError(f"unknown frame_times {mode!r}; allowed: {', '.join(FRAME_TIMES)}")
+    if mode == "container":
+        return clip.timestamps.to(torch.float64)
+    try:
+        return torch.tensor(vtgllm_frame_times(clip.indices, clip.fps), dtype=torch.float64)
+    except ValueError as exc:
+        raise _fail(clip.path, str(exc)) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,7 +324,7 @@ class VideoReader(abc.ABC):
             raise _fail(path, "video stream has no frames")
         indices = sample_indices(info.num_frames, num_frames, sampling, generator)
         frames, timestamps = self.read(path, indices, size)
-        return SampledClip(frames, timestamps, info.duration, indices, os.fspath(path))
+        return SampledClip(frames, timestamps, info.duration, indices, os.fspath(path), info.fps)
 
 
 def _check_indices(path: PathLike, indices: list[int], num_frames: int) -> None:
@@ -360,7 +421,8 @@ class DecordReader(VideoReader):
             raise _fail(path, "video stream has no frames")
         indices = sample_indices(len(reader), num_frames, sampling, generator)
         frames, timestamps = self._read_open(path, reader, info, indices, size)
-        return SampledClip(frames, timestamps, info.duration, indices, os.fspath(path))
+        fps = float(reader.get_avg_fps())  # the original's frame rate
+        return SampledClip(frames, timestamps, info.duration, indices, os.fspath(path), fps)
 
     def _read_open(
         self, path: PathLike, reader: Any, info: VideoInfo, indices: list[int], size: tuple[int, int] | None
@@ -379,7 +441,8 @@ class DecordReader(VideoReader):
         if batch.shape[-1] != 3:  # the same decord resize bug, should it ever not raise
             return self._read_then_resize(path, indices, size or (info.height, info.width))
         frames = torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()
-        return frames, torch.from_numpy(np.asarray(times, dtype=np.float64))
+        # decord's times are float32: read them back as decimals (0.699999988 -> 0.7)
+        return frames, torch.tensor(seconds_list(np.asarray(times, dtype=np.float32)), dtype=torch.float64)
 
     def _get_frames(self, reader: Any, indices: list[int], size: tuple[int, int]) -> np.ndarray:
         """``get_batch(indices)`` decoding consecutive runs (see the class note).
@@ -457,8 +520,15 @@ class _FrameIndex:
     backwards: tuple[int, int] | None = None
 
     def seconds(self, positions: np.ndarray) -> np.ndarray:
-        """Timestamps (float64 seconds) of frames at ``positions``."""
-        return (self.pts[positions] - self.start).astype(np.float64) * float(self.time_base)
+        """Timestamps (float64 seconds) of frames at ``positions``: ``(pts - start) * time_base``
+        correctly rounded (one division of exact integers), so a time of exactly 0.7 s is 0.7."""
+        ticks = np.asarray(self.pts[positions] - self.start, dtype=np.int64)
+        num, den = int(self.time_base.numerator), int(self.time_base.denominator)
+        if ticks.size and (int(np.abs(ticks).max()) * abs(num) >= 2**53 or den >= 2**53):
+            # not exact in float64: exact fractions, then one rounding
+            return np.array([float(Fraction(int(t)) * self.time_base) for t in ticks.reshape(-1)],
+                            dtype=np.float64).reshape(ticks.shape)
+        return (ticks * num).astype(np.float64) / float(den)
 
     def keyframe_before(self, position: int) -> int:
         """Number of the last keyframe at or before frame ``position`` (-1 if there is none)."""

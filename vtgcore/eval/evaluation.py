@@ -13,9 +13,10 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 
 from torch.utils.data import DataLoader
 
@@ -23,8 +24,7 @@ from vtgcore.data.dataset import FrameConfig, VideoCollator, VideoConversationDa
 from vtgcore.errors import DataError, VTGError
 from vtgcore.utils.fileio import atomic_write_text, read_text, write_failure
 from vtgcore.eval.generate import GenerationConfig, generate_batch
-
-TASK_NAMES = {"mr": "moment_retrieval", "hd": "highlights", "dvc": "dense_captioning"}
+from vtgcore.vocab import EVAL_TASKS
 
 
 @dataclass
@@ -149,7 +149,7 @@ def generate_rows(model: Any, processor: Any, items: Sequence[Any], *, frames: F
     Yields:
         Per batch, ``(index into items, row)`` pairs: rows of items left out by the loader first
         (``{"id", "video", "text": "", "raw": "", "error", "error_kind"}``), then the generated
-        ones (``{"id", "video", "duration", "text", "raw"}``, or an error row) in item order.
+        ones (``{"id", "video", "duration", "text", "raw", "legacy_text"}``, or an error row) in item order.
 
     Raises:
         VideoReadError: a video cannot be read and ``skip_broken`` is False.
@@ -246,11 +246,18 @@ def score(task: str, items: Sequence[Any], rows: dict[str, dict[str, Any]], *,
           legacy_parser: bool = False) -> tuple[dict[str, Any], Any]:
     """Parse every generation and compute the task's metrics.
 
+    With ``legacy_parser`` the original's parsers read each row's ``legacy_text`` (the generated
+    ids decoded as the original's slow tokenizer writes them), not ``text``.
+
     Returns:
         ``(metrics, predictions)``: metrics in percent plus parse-failure counts (over the items
         that were generated; an item that failed before generating, e.g. an unreadable video, is a
         miss in the metrics and counted in ``item_errors``); predictions in the original VTG-LLM
         file format of the task.
+
+    Raises:
+        DataError: ``legacy_parser`` with a generated row that has no ``legacy_text`` (written by
+            an older vtgcore: delete its ``generations.jsonl`` to generate again).
     """
     from vtgcore.eval import metrics as M
     from vtgcore.eval.parsers import ParseStats, parse
@@ -262,9 +269,16 @@ def score(task: str, items: Sequence[Any], rows: dict[str, dict[str, Any]], *,
         if row.get("error"):  # nothing was generated: a scored miss, counted in item_errors, not a parse failure
             parsed[item.id] = None
             continue
-        result = parse(task, row.get("text", ""), duration=_duration(item, row), legacy=legacy_parser)
+        if legacy_parser and "legacy_text" not in row:
+            raise DataError(f"generation of item {item.id!r} has no 'legacy_text' (written by an older vtgcore), "
+                            "which --legacy-parser reads; delete its generations.jsonl to generate again")
+        text = row["legacy_text"] if legacy_parser else row.get("text", "")
+        result = parse(task, text, duration=_duration(item, row), legacy=legacy_parser)
         stats.add(result)
-        parsed[item.id] = result.value if result.ok else None
+        # the original's highlight script writes its clip scores even when it counts a parse failure
+        # (one time only, or none: all zeros), so the legacy path keeps them too
+        kept = result.ok or (legacy_parser and task == "hd" and bool(result.value))
+        parsed[item.id] = result.value if kept else None
     if task == "mr":
         metrics = M.grounding_metrics({k: v or [] for k, v in parsed.items()}, {i.id: i.windows[0] for i in items})
         predictions = {i.id: {"timestamp": [list(w) for w in (parsed[i.id] or [])[:1]], "query": i.query,
@@ -278,7 +292,7 @@ def score(task: str, items: Sequence[Any], rows: dict[str, dict[str, Any]], *,
         predictions = {i.id: [{"timestamp": [s, e], "caption": c} for s, e, c in (parsed[i.id] or [])]
                        for i in items}
     else:
-        raise ValueError(f"unknown task {task!r}; tasks: {', '.join(TASK_NAMES)}")
+        raise ValueError(f"unknown task {task!r}; tasks: {', '.join(EVAL_TASKS)}")
     metrics.update(stats.as_dict())
     errors = item_errors(rows, items)
     metrics["video_errors"] = sum(1 for e in errors if e["kind"] == "video")
@@ -291,7 +305,8 @@ def evaluate_set(model: Any, processor: Any, eval_set: EvalSet, out_dir: str | P
                  generation: Optional[GenerationConfig] = None, legacy_parser: bool = False,
                  limit: Optional[int] = None, num_workers: int = 0,
                  progress: Optional[Callable[[int, int], None]] = None, feature_cache: Any = None) -> dict[str, Any]:
-    """Evaluate one set end to end and write its folder ``out_dir/<task name>``.
+    """Evaluate one set end to end and write its folder ``out_dir/<metrics key>``
+    (:data:`vtgcore.vocab.EVAL_TASKS`).
 
     Returns:
         The metrics (also in ``metrics.json``).
@@ -302,7 +317,7 @@ def evaluate_set(model: Any, processor: Any, eval_set: EvalSet, out_dir: str | P
     items = load_eval(eval_set.annotation, eval_set.format)
     if limit is not None:
         items = items[:limit]
-    folder = Path(out_dir) / TASK_NAMES[eval_set.task]
+    folder = Path(out_dir) / EVAL_TASKS[eval_set.task]
     rows = generate_all(model, processor, items, folder / "generations.jsonl", frames=frames,
                         video_root=video_root, batch_size=batch_size, generation=generation,
                         num_workers=num_workers, progress=progress, feature_cache=feature_cache,
@@ -314,6 +329,51 @@ def evaluate_set(model: Any, processor: Any, eval_set: EvalSet, out_dir: str | P
               "errors": item_errors(rows, items)}
     atomic_write_text(folder / "metrics.json", json.dumps(record, indent=2))
     return metrics
+
+
+def eval_sets(split: Mapping[str, Any], tasks: Optional[Sequence[str]] = None) -> dict[str, EvalSet]:
+    """The evaluation sets of a recipe split (``data.val`` or ``data.test``: ``{task: {annotation,
+    format?}}``), all of them or those of ``tasks`` in that order."""
+    return {task: EvalSet(task, split[task]["annotation"], split[task].get("format"))
+            for task in (list(split) if tasks is None else tasks)}
+
+
+def evaluate_split(model: Any, processor: Any, sets: Mapping[str, EvalSet], out_dir: str | Path, *,
+                   frames: FrameConfig, video_root: Optional[str | Path] = None, batch_size: int = 8,
+                   generation: Union[GenerationConfig, Callable[[str], GenerationConfig], None] = None,
+                   legacy_parser: bool = False, limit: Optional[int] = None, num_workers: int = 0,
+                   feature_cache: Any = None, progress: bool = False,
+                   on_task: Optional[Callable[[str, dict[str, Any], float], Any]] = None) -> dict[str, dict[str, Any]]:
+    """Evaluate every set of a split, one after the other, with :func:`evaluate_set`: the one
+    evaluation loop of ``vtg eval`` and ``vtg run``.
+
+    Each set writes its folder ``out_dir/<metrics key>`` (``generations.jsonl``,
+    ``predictions.json``, ``metrics.json``); a summary of the split is the caller's to write.
+
+    Args:
+        sets: evaluation sets by task code (:func:`eval_sets`).
+        generation: decoding settings, or a function of the task code giving them (None: defaults).
+        progress: a progress bar per set on stderr (:func:`vtgcore.utils.progress.bar`, silent with
+            ``--quiet``).
+        on_task: called after each set with ``(task code, metrics, seconds)``.
+        Others: as :func:`evaluate_set`.
+
+    Returns:
+        The metrics of each set by metrics key (:data:`vtgcore.vocab.EVAL_TASKS`), in the order of ``sets``.
+    """
+    from vtgcore.utils.progress import bar
+
+    results: dict[str, dict[str, Any]] = {}
+    for task, eval_set in sets.items():
+        start = time.perf_counter()
+        results[EVAL_TASKS[task]] = metrics = evaluate_set(
+            model, processor, eval_set, out_dir, frames=frames, video_root=video_root, batch_size=batch_size,
+            generation=generation(task) if callable(generation) else generation, legacy_parser=legacy_parser,
+            limit=limit, num_workers=num_workers, feature_cache=feature_cache,
+            progress=bar(f"evaluating {task}", unit="item") if progress else None)
+        if on_task is not None:
+            on_task(task, metrics, time.perf_counter() - start)
+    return results
 
 
 def markdown_table(results: dict[str, dict[str, Any]]) -> str:

@@ -26,13 +26,12 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from vtgcore.errors import VTGError
+from vtgcore.vocab import TASKS
 
 __all__ = [
-    "TASKS", "ParseStats", "Parsed", "legacy_decode_time_tokens", "legacy_parse_dvc", "legacy_parse_tvg",
+    "ParseStats", "Parsed", "legacy_decode_time_tokens", "legacy_parse_dvc", "legacy_parse_tvg",
     "legacy_parse_vhd", "parse", "parse_events", "parse_saliency", "parse_summary", "parse_windows",
 ]
-
-TASKS: tuple[str, ...] = ("mr", "dvc", "hd", "summary")
 
 Window = tuple[float, float]
 Event = tuple[float, float, str]

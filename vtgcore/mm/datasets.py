@@ -40,43 +40,22 @@ class VTGInstructDataset(_EpochIndexed):
         skip_broken: skip and report broken videos instead of stopping.
         seed: seed of the per-sample random draws.
         sources: keep only items whose ``source`` is listed (None: all).
+        frame_times: ``container`` or ``vtgllm`` frame times (``data.frame_times``).
     """
 
     def __init__(self, annotation: str, video_root: Optional[str] = None, num_frames: int = 96,
                  sampling: str = "random_per_segment", reader: str = "auto", image_size: int = 224,
                  resize: str = "squash", crop: bool = False, mean: Sequence[float] = CLIP_MEAN,
                  std: Sequence[float] = CLIP_STD, skip_broken: bool = False, seed: int = 0,
-                 sources: Optional[Sequence[str]] = None) -> None:
+                 sources: Optional[Sequence[str]] = None, frame_times: str = "container") -> None:
         from vtgcore.data.formats import load_vtg_it
 
         items = load_vtg_it(annotation)
         if sources is not None:
             items = [item for item in items if item.source in set(sources)]
-        frames = FrameConfig(num_frames, sampling, reader, image_size, resize, crop, tuple(mean), tuple(std))
+        frames = FrameConfig(num_frames, sampling, reader, image_size, resize, crop, tuple(mean), tuple(std),
+                             frame_times=frame_times)
         super().__init__(items, frames, video_root=video_root, skip_broken=skip_broken, seed=seed)
-
-
-@DATASETS.register_module()
-class VTGEvalDataset(VideoConversationDataset):
-    """An evaluation ground truth (Charades-STA, QVHighlights, YouCook2, ActivityNet) as samples
-    with the task's evaluation prompt.
-
-    Args:
-        annotation: the ground-truth file.
-        format: its format (None: detected).
-        limit: keep only the first ``limit`` items.
-        Others: as :class:`VTGInstructDataset` (sampling defaults to ``uniform``).
-    """
-
-    def __init__(self, annotation: str, format: Optional[str] = None, video_root: Optional[str] = None,
-                 num_frames: int = 96, sampling: str = "uniform", reader: str = "auto", image_size: int = 224,
-                 resize: str = "squash", mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD,
-                 skip_broken: bool = True, limit: Optional[int] = None) -> None:
-        from vtgcore.data.formats import load_eval
-
-        items = load_eval(annotation, format)[:limit]
-        frames = FrameConfig(num_frames, sampling, reader, image_size, resize, False, tuple(mean), tuple(std))
-        super().__init__(items, frames, video_root=video_root, skip_broken=skip_broken)
 
 
 @FUNCTIONS.register_module()

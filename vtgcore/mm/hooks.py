@@ -20,8 +20,8 @@ from vtgcore.utils.fileio import atomic_write_bytes, atomic_write_text
 from vtgcore.data.dataset import SkipLog
 from vtgcore.errors import CheckpointError
 from vtgcore.mm.registry import HOOKS
+from vtgcore.vocab import MODULE_KINDS
 
-PARTS = ("encoder", "time_embedding", "compressor", "projector", "llm")
 TRAINING_FILES = (WEIGHTS, MANIFEST, "optimizer.safetensors", "optimizer.json", "schedulers.json",
                   "rng.safetensors", "rng.json", "loop.json")
 """The files of a complete training checkpoint folder (``loop.json`` is written last)."""
@@ -33,12 +33,13 @@ def _vtg(runner: Any) -> Any:
 
 
 def trainable_table(model: Any) -> str:
-    """A table of parameters and trainable parameters per component of a ``VTGModel`` (and any
-    further module of it, such as ``grounding``)."""
+    """A table of parameters and trainable parameters per component of a ``VTGModel`` (the module
+    kinds in data-flow order, then any further module of it)."""
     rows = []
-    extra = [name for name, _ in model.vtg.named_children() if name not in PARTS]
-    for part in (*PARTS, *extra):
-        params = list(getattr(model.vtg, part).parameters())
+    children = dict(model.vtg.named_children())
+    order = [kind for kind in MODULE_KINDS if kind in children] + [name for name in children if name not in MODULE_KINDS]
+    for part in order:
+        params = list(children[part].parameters())
         total = sum(p.numel() for p in params)
         trainable = sum(p.numel() for p in params if p.requires_grad)
         rows.append((part, total, trainable))

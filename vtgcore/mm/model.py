@@ -51,7 +51,11 @@ class VideoDataPreprocessor(BaseDataPreprocessor):
         if frames.numel() and self.processor is not None:
             from vtgcore.errors import VTGError
 
-            real = [ts[mask].tolist() for ts, mask in zip(data["timestamps"], data["frame_mask"])]
+            real = data.get("frame_seconds")  # float64 seconds: prompts never come from the float32 tensor
+            if real is None:
+                from vtgcore.data.video import seconds_list
+
+                real = [seconds_list(ts[mask]) for ts, mask in zip(data["timestamps"], data["frame_mask"])]
             try:
                 samples.update(self.processor(data["turns"], real, add_generation_prompt=not training,
                                               num_frames=frames.shape[1]))
@@ -145,7 +149,10 @@ class VTGModel(BaseModel):
         results = []
         for item, out, duration in zip(data_samples["items"], outputs, data_samples["duration"].tolist()):
             task = getattr(item, "task", "mr")
-            parsed = parse(task, out["text"], duration=item.duration or duration, legacy=self.legacy_parser)
-            results.append({"task": task, "id": item.id, "pred": parsed.value if parsed.ok else None,
+            text = out["legacy_text"] if self.legacy_parser else out["text"]  # the original's parsers read its text
+            parsed = parse(task, text, duration=item.duration or duration, legacy=self.legacy_parser)
+            # the original's highlight script keeps its clip scores even when it counts a failure
+            kept = parsed.ok or (self.legacy_parser and task == "hd" and bool(parsed.value))
+            results.append({"task": task, "id": item.id, "pred": parsed.value if kept else None,
                             "parsed_ok": parsed.ok, "gt": item, "text": out["text"]})
         return results

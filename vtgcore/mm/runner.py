@@ -12,10 +12,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
+from vtgcore.config.runner_section import PRECISIONS, STRATEGIES
 from vtgcore.errors import RecipeError
 from vtgcore.mm.batch import DEFAULT_BATCH_SIZE, apply_global_batch
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+from vtgcore.vocab import PLUGIN_KINDS
 
 DEFAULT_OPTIM = {
     "type": "OptimWrapper",
@@ -53,7 +53,7 @@ def optim_wrapper_cfg(runner_cfg: dict[str, Any]) -> dict[str, Any]:
         cfg.update(type="AmpOptimWrapper", dtype="bfloat16")
     elif precision == "fp16":
         cfg.update(type="AmpOptimWrapper", dtype="float16")
-    accumulate = int(runner_cfg.pop("accumulate", 1))
+    accumulate = int(runner_cfg.pop("accumulate", None) or 1)  # null: not set
     if accumulate > 1:
         cfg["accumulative_counts"] = accumulate
     return cfg
@@ -87,7 +87,8 @@ def feature_cache(vtg: Any, recipe: DictConfig) -> Any:
     spec = OmegaConf.to_container(recipe.model.encoder, resolve=True)
     return FeatureCache(recipe.data.feature_cache, enc if frozen else None,
                         {"name": spec["name"], "params": spec["params"]} if frozen else None,
-                        image_size=enc.image_size, mean=enc.mean, std=enc.std, reader=recipe.data.reader)
+                        image_size=enc.image_size, mean=enc.mean, std=enc.std, reader=recipe.data.reader,
+                        frame_times=str(recipe.data.get("frame_times", "container")))
 
 
 def train_loader(model: Any, recipe: DictConfig, video_root: Optional[str], where: str = "") -> DataLoader:
@@ -105,7 +106,8 @@ def train_loader(model: Any, recipe: DictConfig, video_root: Optional[str], wher
     enc = model.vtg.encoder
     common = dict(num_frames=data.num_frames, sampling=data.train_sampling, reader=data.reader,
                   image_size=enc.image_size, resize=train.get("resize", "squash"), crop=train.get("crop", False),
-                  mean=enc.mean, std=enc.std, skip_broken=train.get("skip_broken", False), seed=recipe.seed)
+                  mean=enc.mean, std=enc.std, skip_broken=train.get("skip_broken", False), seed=recipe.seed,
+                  frame_times=str(data.get("frame_times", "container")))
     if train.get("datasets") is not None:
         dataset: Any = MixedInstructDataset(train["datasets"], video_root=video_root or data.video_root, **common)
         sampler: Any = MixSampler(dataset, shuffle=True, seed=recipe.seed)
@@ -242,13 +244,14 @@ def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher
     from vtgcore.checkpoint import load_checkpoint
     from vtgcore.mm.model import VTGModel
 
-    from vtgcore.config.runner_section import check_recipe_objects
+    from vtgcore.config.runner_section import check_recipe_objects, check_runner_values
     from vtgcore.mm.registered_types import check_registered_types
 
     work_dir = work_dir or recipe.work_dir
     runner_cfg: dict[str, Any] = OmegaConf.to_container(recipe.runner, resolve=True)
     where = where or recipe.experiment_name
     check_recipe_objects({"runner": runner_cfg}, where)
+    check_runner_values(runner_cfg, where)  # as at load; the recipe may have been changed since
     check_registered_types(runner_cfg, where)  # before mmengine would import an unknown type by name
     if launcher == "pytorch" and not torch.cuda.is_available():
         _init_cpu_process_group()
@@ -286,9 +289,9 @@ def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher
     strategy = runner_cfg.pop("strategy", "ddp")
     if strategy == "fsdp":
         wrapper = wrapper or {"type": "MMFullyShardedDataParallel"}
-    elif strategy != "ddp":
-        raise RecipeError(f"runner.strategy is {strategy!r}; allowed: ddp, fsdp (DeepSpeed runs through "
-                          "mmengine's FlexibleRunner, not wired yet)")
+    elif strategy not in STRATEGIES:
+        raise RecipeError(f"runner.strategy is {strategy!r}; allowed: {', '.join(STRATEGIES)} (DeepSpeed runs "
+                          "through mmengine's FlexibleRunner, not wired yet)")
     if wrapper is None and launcher != "none" and not torch.cuda.is_available():
         wrapper = {"type": "MMDistributedDataParallel", "device_ids": None, "broadcast_buffers": False}
     Path(work_dir).mkdir(parents=True, exist_ok=True)
@@ -301,7 +304,7 @@ def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher
         cfg={"model_wrapper_cfg": wrapper} if wrapper else None, **runner_cfg)
     if derived:
         runner.logger.info("derived from the recipe: " + ", ".join(f"{k} {v}" for k, v in derived.items()))
-    for kind in ("encoder", "time_embedding", "time_codec", "compressor", "projector", "llm"):
+    for kind in PLUGIN_KINDS:
         params = OmegaConf.to_container(recipe.model[kind].params, resolve=True) or {}
         if params.get("trust_remote_code"):
             runner.logger.warning(f"model.{kind}.params.trust_remote_code is true (set by the recipe): the Python "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from typing import Any, ClassVar
 
 import pytest
@@ -44,19 +45,30 @@ def _assert_grads(module: torch.nn.Module) -> None:
 
 
 class EncoderContract(_Contract):
-    """Contract of :class:`vtgcore.interfaces.FrameEncoder`: ``(N, 3, H, W) -> (N, L, Dv)``."""
+    """Contract of :class:`vtgcore.interfaces.FrameEncoder`: ``(N, 3, H, W) -> (N, L, Dv)``, with
+    ``timestamps`` when it ``needs_timestamps``; ``set_time_writer`` and ``cache_signature``."""
 
     kind = "encoder"
+
+    @staticmethod
+    def encode(enc: Any, frames: torch.Tensor, seconds: Any = None) -> torch.Tensor:
+        """Call the encoder as the model does: with each frame's seconds only when it needs them."""
+        if not enc.needs_timestamps:
+            return enc(frames)
+        if seconds is None:
+            seconds = torch.arange(frames.shape[0], dtype=torch.float32) * 1.5
+        return enc(frames, seconds)
 
     def test_attributes(self) -> None:
         enc = self.build()
         assert enc.out_dim > 0 and enc.tokens_per_frame > 0 and enc.image_size > 0
         assert len(enc.mean) == 3 and len(enc.std) == 3 and all(s > 0 for s in enc.std)
+        assert isinstance(enc.needs_timestamps, bool)
 
     def test_shape_and_gradients(self) -> None:
         enc = self.build()
         x = torch.randn(3, 3, enc.image_size, enc.image_size)
-        out = enc(x)
+        out = self.encode(enc, x)
         assert out.shape == (3, enc.tokens_per_frame, enc.out_dim)
         assert torch.isfinite(out).all()
         if _trainable(enc):
@@ -66,10 +78,27 @@ class EncoderContract(_Contract):
     def test_frames_are_independent(self) -> None:
         enc = self.build().eval()
         x = torch.randn(2, 3, enc.image_size, enc.image_size)
+        seconds = torch.tensor([0.0, 12.3])
         with torch.no_grad():
-            both = enc(x)
-            first = enc(x[:1])
+            both = self.encode(enc, x, seconds)
+            first = self.encode(enc, x[:1], seconds[:1])
         torch.testing.assert_close(both[:1], first, rtol=1e-4, atol=1e-5)
+
+    def test_time_writer_and_cache_signature(self) -> None:
+        import json
+
+        enc = self.build().eval()
+        codec = default_catalog().build("time_codec", "absolute_time_tokens", {})
+        before = enc.cache_signature()
+        json.dumps(before)  # part of the feature cache key: JSON-serialisable
+        enc.set_time_writer(codec.encode, codec.special_tokens(), codec.token_init())
+        signature = enc.cache_signature()
+        json.dumps(signature)
+        assert enc.cache_signature() == signature, "cache_signature() must be deterministic"
+        x = torch.randn(2, 3, enc.image_size, enc.image_size)
+        with torch.no_grad():
+            out = self.encode(enc, x)
+        assert out.shape == (2, enc.tokens_per_frame, enc.out_dim) and torch.isfinite(out).all()
 
 
 class TimeEmbeddingContract(_Contract):
@@ -147,6 +176,33 @@ class TimeCodecContract(_Contract):
             ids = [rng.choice(special) if rng.random() < 0.6 else rng.randrange(len(tok)) for _ in range(rng.randrange(30))]
             out = codec.decode_ids(ids, tok)
             assert all(isinstance(x, float) and x >= 0 for x in out)
+            self._check_spans(codec, ids, tok, out)
+
+    @staticmethod
+    def _check_spans(codec: Any, ids: list[int], tok: Any, values: list[float]) -> list[tuple[int, int, float]]:
+        spans = codec.decode_spans(ids, tok)
+        assert [seconds for _, _, seconds in spans] == values, "decode_spans must read what decode_ids reads"
+        for k, (start, end, _) in enumerate(spans):
+            assert 0 <= start < end <= len(ids), spans
+            if k:
+                prev_start, prev_end, _ = spans[k - 1]
+                assert start >= prev_start and end >= prev_end, spans
+                assert start >= prev_end or (start, end) == (prev_start, prev_end), f"overlapping spans {spans}"
+        return spans
+
+    def test_decode_spans_locate_each_time(self, setup: tuple[Any, Any]) -> None:
+        from vtgcore.eval.generate import render_times
+
+        codec, tok = setup
+        for v in self.values:
+            ids = tok.encode(f"from {codec.encode(v)} to {codec.encode(v + 1)} seconds", add_special_tokens=False)
+            spans = self._check_spans(codec, ids, tok, codec.decode_ids(ids, tok))
+            assert len(spans) == 2 and spans[0][1] <= spans[1][0], spans
+            for start, end, seconds in spans:  # each span reads its time alone
+                assert codec.decode_ids(ids[start:end], tok) == [seconds]
+            text = render_times(ids, codec, tok)  # what the task parsers read: times in decimal seconds
+            numbers = [float(x) for x in re.findall(r"\d+(?:\.\d+)?", text)]
+            assert numbers == [seconds for _, _, seconds in spans], (text, spans)
 
 
 class CompressorContract(_Contract):
@@ -220,6 +276,33 @@ class LLMContract(_Contract):
         torch.testing.assert_close(new[0, ids[0]], new[0, src])
         assert llm.add_tokens(["<NEW_A>"]) == [ids[0]]
 
+    def test_add_special_tokens(self) -> None:
+        llm = self.build()
+        tok = llm.tokenizer
+        (vid,) = llm.add_tokens(["<VIDEO_X>"], special=True)
+        assert tok.convert_tokens_to_ids("<VIDEO_X>") == vid
+        assert llm.embed(torch.tensor([[vid]])).shape == (1, 1, llm.hidden_size)
+        ids = tok.encode("a<VIDEO_X><VIDEO_X> b", add_special_tokens=False)
+        assert ids.count(vid) == 2, "a special token is never split"
+        assert "VIDEO_X" not in tok.decode(ids, skip_special_tokens=True)
+        assert llm.add_tokens(["<VIDEO_X>"], special=True) == [vid]
+
+    def test_forward_without_logits_gives_the_same_loss(self) -> None:
+        llm = self.build().eval()
+        ids = torch.tensor([llm.tokenizer.encode("a red circle appears at the left", add_special_tokens=False)] * 2)
+        labels = ids.clone()
+        labels[:, : ids.shape[1] // 2] = -100  # the loss only on the answer half, as in training
+        labels[1, -1] = -100
+        mask = torch.ones_like(ids)
+        emb = llm.embed(ids)
+        with torch.no_grad():
+            full = llm(inputs_embeds=emb, attention_mask=mask, labels=labels, return_logits=True)
+            lean = llm(inputs_embeds=emb, attention_mask=mask, labels=labels, return_logits=False)
+        assert full.logits.shape[:2] == ids.shape
+        assert lean.logits.shape[0] == 2 and lean.logits.shape[1] <= ids.shape[1]
+        assert lean.logits.shape[-1] == full.logits.shape[-1]
+        torch.testing.assert_close(lean.loss, full.loss, rtol=1e-4, atol=1e-5)
+
     def test_forward_loss_and_generate(self) -> None:
         llm = self.build()
         ids = torch.tensor([llm.tokenizer.encode("a red circle appears", add_special_tokens=False)])
@@ -231,3 +314,53 @@ class LLMContract(_Contract):
         out.loss.backward()
         new = llm.generate(emb.detach(), mask, max_new_tokens=3, do_sample=False)
         assert new.dim() == 2 and new.shape[0] == 1 and 1 <= new.shape[1] <= 3
+
+
+class GroundingContract(_Contract):
+    """Contract of :class:`vtgcore.interfaces.GroundingStage`: shape kept, frame scores per frame,
+    losses a dict of finite scalars that reach the stage's parameters."""
+
+    kind = "grounding"
+    dim: ClassVar[int] = 8
+    text_dim: ClassVar[int] = 12
+
+    def _inputs(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        tokens = torch.randn(2, 5, 3, self.dim)
+        text = torch.randn(2, 7, self.text_dim)
+        text_mask = torch.tensor([[True] * 7, [True] * 3 + [False] * 4])
+        return tokens, text, text_mask
+
+    def _run(self, stage: Any, tokens: torch.Tensor, text: torch.Tensor, mask: torch.Tensor) -> Any:
+        return stage(tokens, text, mask) if stage.needs_prompt else stage(tokens, None, None)
+
+    def test_shapes(self) -> None:
+        stage = self.build(dim=self.dim, text_dim=self.text_dim)
+        assert isinstance(stage.needs_prompt, bool)
+        tokens, text, mask = self._inputs()
+        out, logits = self._run(stage, tokens, text, mask)
+        assert out.shape == tokens.shape and torch.isfinite(out).all()
+        if logits is not None:
+            assert logits.shape == tokens.shape[:2] and torch.isfinite(logits).all()
+
+    def test_losses_and_gradients(self) -> None:
+        from vtgcore.data.tiny_tokenizers import build_tiny_tokenizer
+        from vtgcore.types import IGNORE_INDEX
+
+        stage = self.build(dim=self.dim, text_dim=self.text_dim)
+        codec = default_catalog().build("time_codec", "plain_digits", {})
+        tok = build_tiny_tokenizer()
+        tokens, text, mask = self._inputs()
+        tokens.requires_grad_(True)
+        out, logits = self._run(stage, tokens, text, mask)
+        answer = tok.encode(f"from {codec.encode(1.0)} to {codec.encode(3.0)} seconds", add_special_tokens=False)
+        labels = torch.full((2, len(answer) + 2), IGNORE_INDEX)
+        labels[0, 2:] = torch.tensor(answer)
+        times = torch.arange(5).float().expand(2, 5)
+        losses = stage.losses(logits, labels, times, torch.ones(2, 5, dtype=torch.bool), codec, tok)
+        assert isinstance(losses, dict)
+        total = out.float().pow(2).mean() + sum(losses.values(), torch.zeros(()))
+        assert all(v.dim() == 0 and torch.isfinite(v) for v in losses.values())
+        total.backward()
+        assert tokens.grad is not None
+        if _trainable(stage):
+            _assert_grads(stage)

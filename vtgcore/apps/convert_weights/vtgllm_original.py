@@ -52,17 +52,19 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from vtgcore.errors import CheckpointError, VTGError
-from vtgcore_plugins.encoders.eva_vit_g_qformer import lavis_ignore_reason, lavis_to_module_key, read_weight_file
+from vtgcore_plugins.encoders.eva_vit_g_qformer import (EvaViTGQFormer, lavis_ignore_reason, lavis_to_module_key,
+                                                         read_weight_file)
+from vtgcore_plugins.llms.hf_causal_lm import HFCausalLM
 from vtgcore_plugins.time_embeddings.abs_second_table import INTERPOLATIONS, fill_untrained_rows
 from vtgcore_plugins.time_codecs.absolute_time_tokens import TIME_TOKENS
-from vtgcore_plugins.time_embeddings.frame_index import nearest_rows
+from vtgcore_plugins.time_embeddings.frame_index import FrameIndexTable, nearest_rows
 
 #: The tokens the original added after the LLaMA vocabulary, in id order (ids B, B+1, ..., B+11).
 ORIGINAL_IMAGE_TOKEN = "<ImageHere>"
 ORIGINAL_ADDED_TOKENS: tuple[str, ...] = (ORIGINAL_IMAGE_TOKEN, *TIME_TOKENS)
 
-#: Recipes tried, in order, when no recipe is given (relative to the working directory, then to the
-#: repository holding this package).
+#: The recipe used when none is given: this path in the working directory, else the shipped recipe
+#: of that name (:func:`vtgcore.config.loader.resolve_recipe_path`).
 DEFAULT_RECIPE = "recipes/vtgllm/eval_charades.yaml"
 
 #: Original keys deliberately not converted, each with the reason (besides the encoder's
@@ -192,12 +194,13 @@ def map_original_state(state: dict[str, torch.Tensor], model: torch.nn.Module, t
         raise CheckpointError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}")
     report = {} if report is None else report
     own = model.state_dict()
-    vit_depth = getattr(getattr(model, "encoder", None), "vit_depth", None)
-    text_input = bool(getattr(getattr(model, "encoder", None), "text_input", False))
+    # the original's encoder is the first-party LAVIS one: its keys map only onto that plugin
+    encoder = model.encoder if isinstance(model.encoder, EvaViTGQFormer) else None
+    vit_depth = None if encoder is None else encoder.vit_depth
+    text_input = encoder is not None and encoder.text_input
     llm_names = {canonical_llm_key(k[len(_LLM_OURS):]): k for k in own if k.startswith(_LLM_OURS)}
-    time_embedding = getattr(model, "time_embedding", None)
     frame_target = "time_embedding.frame_index.weight"
-    if frame_target not in own and type(time_embedding).__name__ == "FrameIndexTable":
+    if frame_target not in own and isinstance(model.time_embedding, FrameIndexTable):
         frame_target = "time_embedding.weight"  # the "no absolute time" ablation
     embed_names = _embedding_names(model)
 
@@ -280,9 +283,9 @@ def map_original_state(state: dict[str, torch.Tensor], model: torch.nn.Module, t
 
 def _embedding_names(model: torch.nn.Module) -> list[str]:
     """State-dict names of the LLM's input embedding and (untied) output head."""
-    llm = getattr(getattr(model, "llm", None), "model", None)
-    if llm is None:
+    if not isinstance(model.llm, HFCausalLM):  # the original's LLaMA maps onto hf_causal_lm only
         return []
+    llm = model.llm.model
     wanted = [m.weight for m in (llm.get_input_embeddings(), llm.get_output_embeddings()) if m is not None]
     names = []
     for name, param in model.named_parameters(remove_duplicate=False):
@@ -334,7 +337,7 @@ def sha256_file(path: str | Path, chunk: int = 1 << 24) -> str:
 
 
 def default_recipe() -> Path:
-    """:data:`DEFAULT_RECIPE` in the working directory or in this repository.
+    """:data:`DEFAULT_RECIPE` in the working directory, else the shipped one.
 
     Raises:
         VTGError: it does not exist (pass a recipe).
@@ -360,6 +363,9 @@ def _build_recipe(recipe: DictConfig, interpolation: str) -> tuple[DictConfig, l
         if key in params and params[key] is not None:
             OmegaConf.update(recipe, f"model.encoder.params.{key}", None, force_add=True)
             changes.append(f"model.encoder.params.{key}=null (the converted weights hold the whole encoder)")
+    if recipe.model.get("init_from"):
+        recipe.model.init_from = None
+        changes.append("model.init_from=null (the VTG-LLM checkpoint replaces the starting weights)")
     if interpolation != "none" and "interpolation" in recipe.model.time_embedding.params:
         if recipe.model.time_embedding.params.interpolation != "none":
             changes.append("model.time_embedding.params.interpolation=none (the table was filled at conversion)")

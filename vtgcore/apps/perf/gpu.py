@@ -43,14 +43,14 @@ ANSWER = "From 0012.5 to 0017.0 seconds."
 
 
 def recipe_path() -> Path:
-    """``recipes/vtgllm/eval_charades.yaml`` of this checkout."""
+    """The shipped ``recipes/vtgllm/eval_charades.yaml`` (a checkout's, or the installed package's)."""
     from vtgcore.config.loader import packaged_root
 
     path = packaged_root() / "vtgllm" / "eval_charades.yaml"
     if not path.is_file():
         from vtgcore.errors import VTGError
 
-        raise VTGError(f"the real-shape benchmark needs the repository's recipes; {path} is missing")
+        raise VTGError(f"the real-shape benchmark needs the shipped recipes; {path} is missing")
     return path
 
 

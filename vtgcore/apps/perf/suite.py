@@ -133,7 +133,7 @@ def recipe_overrides(synth: Path, frames: int, batch_size: int, *extra: str) -> 
     slot compression to 32 tokens, no grounding stage and every frame's time in the prompt (the
     recipe itself now does none of the three)."""
     return [f"data.video_root={synth}", f"data.num_frames={frames}", f"data.train.batch_size={batch_size}",
-            "compressor=slot_8", "model.compressor.params.num_slots=32", "model.grounding.enabled=false",
+            "compressor=slot_8", "model.compressor.params.num_slots=32", "model.grounding.name=none",
             "model.prompt.timestamps_in_prompt=true",
             "model.prompt.max_length=2048", "model.llm.params.model_config.max_position_embeddings=2048", *extra]
 
@@ -551,6 +551,7 @@ def bench_eval(s: Settings, synth: Path, tmp: Path, details: dict) -> list[dict]
     from vtgcore.data.dataset import FrameConfig
     from vtgcore.eval.generate import GenerationConfig
     from vtgcore.eval.evaluation import EvalSet, evaluate_set
+    from vtgcore.vocab import EVAL_TASKS
 
     recipe, model, processor = _tiny_model(synth, s.recipe_frames)
     enc = model.encoder
@@ -568,7 +569,7 @@ def bench_eval(s: Settings, synth: Path, tmp: Path, details: dict) -> list[dict]
                          video_root=str(synth), batch_size=batch_size, num_workers=workers,
                          generation=GenerationConfig(max_new_tokens=s.new_tokens), limit=s.eval_items)
             elapsed = time.perf_counter() - t0
-            lines = (out / "moment_retrieval" / "generations.jsonl").read_text().splitlines()
+            lines = (out / EVAL_TASKS["mr"] / "generations.jsonl").read_text().splitlines()
             texts[f"{batch_size}"] = sorted(json.loads(x)["raw"] for x in lines)
             return elapsed
         return go

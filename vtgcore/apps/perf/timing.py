@@ -140,8 +140,10 @@ def machine_info() -> dict[str, Any]:
         info["cuda_version"] = torch.version.cuda
     try:
         root = Path(__file__).resolve().parents[3]  # the checkout holding vtgcore/ (no commit for a wheel)
-        info["git_commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                                            text=True, timeout=5).stdout.strip() or None
+        info["git_commit"] = None
+        if (root / "pyproject.toml").is_file():  # not site-packages, which may sit in some other repository
+            info["git_commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                                                text=True, timeout=5).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         info["git_commit"] = None
     return info
