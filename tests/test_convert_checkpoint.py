@@ -11,6 +11,7 @@ LLaMA base + ``<ImageHere>`` + 11 time tokens. Expected values are computed from
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 
 import pytest
@@ -362,3 +363,176 @@ def test_a_pickle_that_runs_code_is_refused(recipe_path, tmp_path, capsys):
 def test_missing_file(recipe_path, tmp_path, capsys):
     assert convert(tmp_path / "absent.pth", tmp_path / "converted", recipe_path) == 1
     assert "absent.pth" in error_line(capsys)
+
+
+# -- (f) video tokens against an independent transcription of the original's code -----------------
+#
+# Issue 19's closing criterion: a tiny checkpoint in the original's key layout, converted and
+# evaluated, gives the same video tokens as the original's code under its interpolation settings.
+# The oracle below reads the original-layout state dict directly and transcribes, without calling
+# vtgcore, timm's Eva or transformers' Q-Former:
+#   eva_vit.py VisionTransformer.forward_features (patch conv, CLS, pos_embed, pre-norm blocks with
+#   q_bias / zero k bias / v_bias, no final norm) -> ln_vision (LayerNorm eps 1e-5) -> Qformer.py
+#   BertModel with query_embeds only (embeddings LayerNorm; per layer self-attention, cross-attention
+#   to the ViT tokens in layers 0, 2, ..., the query feed-forward) -> vtgllm.py
+#   encode_videoQformer_visual (frame row arange(T) + one_hot(round(t)) @ time table, broadcast over
+#   the Q-Former tokens; flatten (t q); SlotSampler; llama_proj), with from_config's checkpoint
+#   edits (interpolate_frame_pos_embed nearest; the test-time interpolation loop, in place).
+# All in fp32 (the original runs the ViT in fp16 under autocast; the fp32 path is what a CPU run of
+# both computes, and lavis_fp16 is tested against fp32 in test_encoders.py).
+
+def _ln(x, state, key, eps):
+    return torch.nn.functional.layer_norm(x, x.shape[-1:], state[key + ".weight"], state[key + ".bias"], eps)
+
+
+def _linear(x, state, key):
+    return x @ state[key + ".weight"].T + state[key + ".bias"]
+
+
+def original_vit(images, state, heads=ENCODER["vit_heads"]):
+    """eva_vit.py: (N, 3, H, W) -> (N, 1 + patches, C); then ln_vision."""
+    p = "visual_encoder."
+    w = state[p + "patch_embed.proj.weight"]
+    x = torch.nn.functional.conv2d(images, w, state[p + "patch_embed.proj.bias"], stride=w.shape[-1])
+    x = x.flatten(2).transpose(1, 2)
+    x = torch.cat([state[p + "cls_token"].expand(x.shape[0], -1, -1), x], dim=1) + state[p + "pos_embed"]
+    n, length, c = x.shape
+    for b in range(ENCODER["vit_depth"]):
+        k = f"{p}blocks.{b}."
+        h = _ln(x, state, k + "norm1", 1e-6)
+        bias = torch.cat([state[k + "attn.q_bias"], torch.zeros_like(state[k + "attn.v_bias"]), state[k + "attn.v_bias"]])
+        qkv = (h @ state[k + "attn.qkv.weight"].T + bias).reshape(n, length, 3, heads, -1).permute(2, 0, 3, 1, 4)
+        q, kk, v = qkv[0] * (c // heads) ** -0.5, qkv[1], qkv[2]
+        attn = (q @ kk.transpose(-2, -1)).softmax(dim=-1)
+        x = x + _linear((attn @ v).transpose(1, 2).reshape(n, length, c), state, k + "attn.proj")
+        h = _ln(x, state, k + "norm2", 1e-6)
+        x = x + _linear(torch.nn.functional.gelu(_linear(h, state, k + "mlp.fc1")), state, k + "mlp.fc2")
+    return _ln(x, state, "ln_vision", 1e-5)
+
+
+def _bert_attention(h, enc, state, key, heads):
+    q = _linear(h, state, key + ".self.query")
+    kv = h if enc is None else enc
+    k, v = _linear(kv, state, key + ".self.key"), _linear(kv, state, key + ".self.value")
+
+    def split(t):
+        return t.view(t.shape[0], t.shape[1], heads, -1).permute(0, 2, 1, 3)
+
+    q, k, v = split(q), split(k), split(v)
+    scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])  # masks are all ones: extended mask 0
+    ctx = (scores.softmax(dim=-1) @ v).permute(0, 2, 1, 3).reshape(h.shape)
+    return _ln(_linear(ctx, state, key + ".output.dense") + h, state, key + ".output.LayerNorm", 1e-12)
+
+
+def original_qformer(image_embeds, state, heads=ENCODER["qformer_heads"], freq=2):
+    """Qformer.py BertModel(query_embeds=query_tokens, encoder_hidden_states=image_embeds)."""
+    p = "Qformer.bert."
+    h = _ln(state["query_tokens"].expand(image_embeds.shape[0], -1, -1), state, p + "embeddings.LayerNorm", 1e-12)
+    for i in range(ENCODER["qformer_layers"]):
+        k = f"{p}encoder.layer.{i}."
+        h = _bert_attention(h, None, state, k + "attention", heads)
+        if i % freq == 0:
+            h = _bert_attention(h, image_embeds, state, k + "crossattention", heads)
+        mid = torch.nn.functional.gelu(_linear(h, state, k + "intermediate_query.dense"))
+        h = _ln(_linear(mid, state, k + "output_query.dense") + h, state, k + "output_query.LayerNorm", 1e-12)
+    return h
+
+
+def original_time_table(table, mode):
+    """from_config's edit of video_time_position_embedding before load_state_dict.
+
+    ``legacy_swapped``: the original's loop (time_embedding_interpolation: True), transcribed: stack
+    of untrained rows, right = -1 for trailing ones, weights swapped, filled in place. ``linear``:
+    that loop's intent (the weights the right way round, the nearest trained row copied beyond the
+    first and last trained seconds), vtgcore's fix. ``none``: the table as saved."""
+    table = table.clone()
+    zero = (table == 0).all(dim=1).int()
+    if mode == "none":
+        return table
+    trained = [i for i in range(len(zero)) if not zero[i]]
+    if mode == "linear":
+        for idx in (i for i in range(len(zero)) if zero[i]):
+            below = [t for t in trained if t < idx]
+            above = [t for t in trained if t > idx]
+            if not below or not above:
+                table[idx] = table[(below or above)[-1 if below else 0]]
+                continue
+            left, right = below[-1], above[0]
+            table[idx] = table[left] * (right - idx) / (right - left) + table[right] * (idx - left) / (right - left)
+        return table
+    bounds, stack, left_margin = [], [], 0
+    for i in range(len(zero)):
+        if zero[i] == 1:
+            stack.append([i, left_margin])
+        else:
+            while len(stack):
+                bounds.append(stack.pop() + [i])
+            left_margin = i
+    while len(stack):
+        bounds.append(stack.pop() + [-1])
+    for idx, left, right in bounds:
+        table[idx] = table[left] * (idx - left) / (right - left) + table[right] * (right - idx) / (right - left)
+    return table
+
+
+def original_video_tokens(images, seconds, state, mode):
+    """encode_videoQformer_visual: images (B, C, T, H, W) as the original's loader gives them."""
+    b, _, t, _, _ = images.shape
+    frames = images.permute(0, 2, 1, 3, 4).reshape(b * t, *images.shape[1:2], *images.shape[3:])  # (b t) c h w
+    q = original_qformer(original_vit(frames, state), state)
+    frame_table = state["video_frame_position_embedding.weight"]
+    if frame_table.shape[0] != MAX_FRAMES:  # interpolate_frame_pos_embed
+        frame_table = torch.nn.functional.interpolate(frame_table.unsqueeze(0).transpose(1, 2), size=MAX_FRAMES,
+                                                      mode="nearest").transpose(1, 2).squeeze(0)
+    time_table = original_time_table(state["video_time_position_embedding"], mode)
+    absolute = torch.tensor([[round(float(s)) for s in row] for row in seconds])  # round(float("x.y"))
+    position_ids = torch.arange(t).unsqueeze(0).expand(b, -1)
+    pos = frame_table[position_ids] + torch.nn.functional.one_hot(absolute, MAX_SECONDS).float() @ time_table
+    hidden = q.reshape(b, t, q.shape[1], q.shape[2]) + pos.unsqueeze(-2)
+    video = hidden.view(b, -1, hidden.shape[-1])
+    logits = torch.softmax(video @ state["sampler.slots"], dim=1)
+    slots = (video.permute(0, 2, 1) @ logits).permute(0, 2, 1)
+    return slots @ state["llama_proj.weight"].T + state["llama_proj.bias"]
+
+
+# seconds with untrained rows (3, 6, 7, 11, 14, 15 and, below the first trained second, 0), trailing
+# ones past the last trained second (8) where legacy_swapped blows up, and halves rounded to even
+SECONDS = [[0.4, 2.5, 3.0, 4.6, 6.5, 7.4, 10.6, 13.5],
+           [1.2, 1.9, 8.5, 9.0, 12.0, 15.4, 2.0, 5.5]]
+
+
+@pytest.mark.parametrize("frame_rows", [MAX_FRAMES, 3])
+@pytest.mark.parametrize("where", ["eval", "convert"])
+@pytest.mark.parametrize("mode", ["legacy_swapped", "linear", "none"])
+def test_video_tokens_equal_the_original_code(recipe_path, tmp_path, mode, where, frame_rows):
+    """encoder -> time embedding -> slot compressor -> projector of a converted tiny checkpoint equals
+    the transcription of the original's code, with the interpolation applied at evaluation
+    (``model.time_embedding.params.interpolation``) or by ``vtg convert --interpolation``."""
+    state = original_state(frame_rows=frame_rows, trained_seconds=(1, 2, 4, 5, 8), seed=5)
+    # the tiny random Q-Former output is O(1); scale the tables so that the time rows matter
+    state["video_time_position_embedding"] *= 3.0
+    out = tmp_path / "converted"
+    extra = ["--interpolation", mode] if where == "convert" else []
+    assert convert(save_original(state, tmp_path / "vtgllm.pth"), out, recipe_path, *extra) == 0
+    overrides = [] if where == "convert" else [f"model.time_embedding.params.interpolation={mode}"]
+    model, _ = build_model(load_recipe(out / "recipe.yaml", overrides))
+    load_checkpoint(model, out)
+    model.eval()
+
+    images = torch.randn(2, 3, MAX_FRAMES, 28, 28, generator=torch.Generator().manual_seed(11))  # b c t h w
+    with torch.no_grad():
+        got = model.encode_video(images.permute(0, 2, 1, 3, 4), torch.tensor(SECONDS)).tokens
+        want = original_video_tokens(images, SECONDS, state, mode)
+    assert got.shape == want.shape == (2, K, D)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_the_interpolation_settings_give_different_tokens(recipe_path, tmp_path):
+    """The comparison above is not vacuous: the three settings change the tokens of these seconds."""
+    state = original_state(trained_seconds=(1, 2, 4, 5, 8), seed=5)
+    state["video_time_position_embedding"] *= 3.0
+    images = torch.randn(2, 3, MAX_FRAMES, 28, 28, generator=torch.Generator().manual_seed(11))
+    with torch.no_grad():
+        tokens = {m: original_video_tokens(images, SECONDS, state, m) for m in ("none", "linear", "legacy_swapped")}
+    assert (tokens["none"] - tokens["linear"]).abs().max() > 1e-2
+    assert (tokens["linear"] - tokens["legacy_swapped"]).abs().max() > 1e-2

@@ -153,9 +153,65 @@ def test_fp16_vit_matches_fp32_closely():
     torch.testing.assert_close(out, ref, rtol=2e-2, atol=2e-2)
 
 
+def test_lavis_fp16_casts_only_conv_and_linear_like_lavis():
+    """``lavis_fp16``: LAVIS's ``convert_weights_to_fp16`` halves the weight and bias of every
+    Conv1d/Conv2d/Linear; LayerNorms, pos_embed, cls_token and the q/v biases stay fp32."""
+    torch.manual_seed(0)
+    full = tiny_eva().eval()
+    mixed = tiny_eva(vit_precision="lavis_fp16").eval()
+    mixed.load_state_dict(full.state_dict())
+    dtypes = {name: p.dtype for name, p in mixed.vit.named_parameters()}
+    half = {n for n, d in dtypes.items() if d == torch.float16}
+    assert half == {"patch_embed.proj.weight", "patch_embed.proj.bias"} | {
+        f"blocks.{b}.{m}.{w}" for b in range(2) for m, ws in
+        (("attn.qkv", ["weight"]), ("attn.proj", ["weight", "bias"]), ("mlp.fc1", ["weight", "bias"]),
+         ("mlp.fc2", ["weight", "bias"])) for w in ws}
+    fp32 = set(dtypes) - half
+    assert {"cls_token", "pos_embed", "blocks.0.norm1.weight", "blocks.1.norm2.bias", "blocks.0.attn.q_bias",
+            "blocks.1.attn.v_bias"} <= fp32
+    assert all(dtypes[n] == torch.float32 for n in fp32)
+    assert all(p.dtype == torch.float32 for p in [*mixed.ln_vision.parameters(), *mixed.qformer.parameters()])
+    assert mixed.query_tokens.dtype == torch.float32
+
+    x = frames(3)
+    with torch.no_grad():
+        feats = mixed.encode_vit(x)  # CPU: fp16 autocast (matmuls fp16, LayerNorms and residuals fp32)
+        out, ref, ref_feats = mixed(x), full(x), full.encode_vit(x)
+    assert feats.dtype == torch.float32 and out.dtype == torch.float32
+    torch.testing.assert_close(feats, ref_feats, rtol=1e-2, atol=1e-2)
+    torch.testing.assert_close(out, ref, rtol=1e-2, atol=1e-2)
+    # closer to fp32 than the all-half ViT, whose LayerNorms and residual stream are half too
+    allhalf = tiny_eva(vit_precision="fp16").eval()
+    allhalf.load_state_dict(full.state_dict())
+    with torch.no_grad():
+        err_mixed = (feats - ref_feats).abs().max()
+        err_half = (allhalf.encode_vit(x) - ref_feats).abs().max()
+        # nested under a bf16 autocast (the runner's precision), the ViT still computes in fp16
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            nested = mixed.encode_vit(x)
+    assert err_mixed <= err_half
+    torch.testing.assert_close(nested, feats, rtol=0, atol=0)
+
+
+def test_lavis_fp16_state_round_trips_through_a_checkpoint(tmp_path):
+    from safetensors.torch import save_file
+
+    from vtgcore.build import load_component_checkpoint
+
+    src = tiny_eva(vit_precision="lavis_fp16")
+    path = tmp_path / "encoder.safetensors"
+    save_file({k: v.contiguous() for k, v in src.state_dict().items()}, str(path))
+    dst = tiny_eva(vit_precision="lavis_fp16")
+    load_component_checkpoint(dst, str(path), "encoder")
+    for key, value in src.state_dict().items():
+        assert dst.state_dict()[key].dtype == value.dtype and torch.equal(dst.state_dict()[key], value), key
+
+
 def test_bad_params_are_clear():
     with pytest.raises(ConfigValidationError, match="freeze_vit"):
         tiny_eva(vit_precision="fp16", freeze_vit=False)
+    with pytest.raises(ConfigValidationError, match="freeze_vit"):
+        tiny_eva(vit_precision="lavis_fp16", freeze_vit=False)
     with pytest.raises(ConfigValidationError, match="vit_precision"):
         tiny_eva(vit_precision="bf16")
     with pytest.raises(ConfigValidationError, match="multiple of patch_size"):

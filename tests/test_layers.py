@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"vtgcore": ROOT / "vtgcore", "vtgcore_plugins": ROOT / "plugins"}
 
-KERNEL = {"vtgcore.errors", "vtgcore.types", "vtgcore.interfaces", "vtgcore.hookspecs", "vtgcore.vocab"}
+KERNEL = {"vtgcore.errors", "vtgcore.types", "vtgcore.interfaces", "vtgcore.hookspecs", "vtgcore.vocab", "vtgcore.ranges"}
 LOADING = {"vtgcore.plugin_loader", "vtgcore.catalog"}
 COMPOSITION = {"vtgcore.model", "vtgcore.build", "vtgcore.processor"}
 TOP = KERNEL | LOADING | COMPOSITION

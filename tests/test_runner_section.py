@@ -20,9 +20,11 @@ BAD = [
     ("runner.precision=fp8", r"runner.precision is 'fp8'; allowed: auto, fp32, bf16, fp16$"),
     ("runner.precision=16", r"runner.precision is 16; allowed: auto, fp32, bf16, fp16$"),
     ("runner.precision=null", r"runner.precision is null; allowed: auto"),
-    ("runner.strategy=deepspeed", r"runner.strategy is 'deepspeed'; allowed: ddp, fsdp \(DeepSpeed runs through "
+    ("runner.strategy=deepspeed", r"runner.strategy is 'deepspeed'; allowed: ddp \(DeepSpeed runs through "
                                   r"mmengine's FlexibleRunner, not wired yet\)"),
-    ("runner.strategy=zero", r"runner.strategy is 'zero'; allowed: ddp, fsdp$"),
+    ("runner.strategy=zero", r"runner.strategy is 'zero'; allowed: ddp$"),
+    ("runner.strategy=fsdp", r"runner.strategy is 'fsdp'; FSDP is refused until its checkpoints save the full "
+                             r"weights: .* use runner.strategy: ddp"),
     ("runner.train_cfg.by_epoch=true", r"runner.train_cfg.by_epoch: true is not supported \(allowed: false\)"),
     ("runner.train_cfg.by_epoch=1", r"runner.train_cfg.by_epoch is 1; allowed: false"),
     ("runner.train_cfg.by_epoch=sometimes", r"runner.train_cfg.by_epoch is 'sometimes'; allowed: false"),
@@ -54,7 +56,7 @@ def test_a_bad_runner_value_is_a_recipe_error_at_load(override, pattern):
 
 @pytest.mark.parametrize("overrides", [
     ["runner.precision=bf16"],
-    ["runner.precision=fp32", "runner.strategy=fsdp", "runner.train_cfg.by_epoch=false"],
+    ["runner.precision=fp32", "runner.strategy=ddp", "runner.train_cfg.by_epoch=false"],
     ["runner.accumulate=null", "runner.global_batch_size=64", "runner.optimizer_steps=100", "~runner.train_cfg.max_iters"],
     ["runner.train_cfg.max_iters=null", "runner.optimizer_steps=3"],
     ["runner.warmup_iters=0", "runner.checkpoint_interval=1", "runner.log_interval=1", "runner.train_cfg=null"],
@@ -88,7 +90,7 @@ def test_a_runtime_component_file_is_checked_too(tmp_path, capsys):
     bad.write_text("custom_hooks: [{type: os.system}]\n")
     with pytest.raises(RecipeError, match=r"runner.custom_hooks\[0\].type is 'os.system'"):
         validate_component(bad)
-    bad.write_text("train_cfg: {by_epoch: false, max_iters: 4}\naccumulate: 2\nstrategy: fsdp\n")
+    bad.write_text("train_cfg: {by_epoch: false, max_iters: 4}\naccumulate: 2\nstrategy: ddp\n")
     validate_component(bad)
 
 

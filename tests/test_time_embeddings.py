@@ -143,3 +143,25 @@ def test_untrained_rows_stay_exactly_zero_through_adamw_with_weight_decay():
     weight = model.time_embedding.weight.detach()
     assert (weight[:8].abs().sum(dim=1) > 0).all()
     assert torch.count_nonzero(weight[8:]) == 0
+
+
+@pytest.mark.parametrize("old", [1, 2, 3, 7, 8, 16, 31, 32, 33, 64, 97])
+def test_nearest_rows_equal_torch_interpolate_nearest_for_every_size(old):
+    """The original widens the frame table with ``F.interpolate(mode="nearest")`` (float32 scale):
+    the exact integer ``floor(j * R / rows)`` differs for some sizes (32 -> 82, 8 -> 94)."""
+    import torch.nn.functional as F
+
+    table = torch.randn(old, 3, generator=torch.Generator().manual_seed(old))
+    for rows in range(1, 200):
+        want = F.interpolate(table.T.unsqueeze(0), size=rows, mode="nearest")[0].T
+        assert torch.equal(nearest_rows(table, rows), want), (old, rows)
+
+
+def test_nearest_rows_where_exact_integer_arithmetic_differs():
+    ids = torch.arange(32.0).unsqueeze(1)
+    exact = [j * 32 // 82 for j in range(82)]
+    got = nearest_rows(ids, 82)[:, 0].long().tolist()
+    assert sum(a != b for a, b in zip(got, exact)) == 1  # PyTorch's float32 scale moves one row
+    assert nearest_rows(torch.arange(8.0).unsqueeze(1), 94)[:, 0].long().tolist() != [j * 8 // 94 for j in range(94)]
+    assert nearest_rows(ids, 96)[:, 0].long().tolist() == [j // 3 for j in range(96)]
+    assert nearest_rows(ids.half(), 82).dtype == torch.float16

@@ -48,7 +48,8 @@ def test_base_is_the_paper_configuration(monkeypatch):
     assert data["num_frames"] == 96
     enc = model["encoder"]
     assert enc["name"] == "eva_vit_g_qformer" and enc["trainable"] == "full"
-    assert enc["params"]["freeze_vit"] is True and enc["params"]["vit_precision"] == "fp16"
+    # the original's ViT precision: LAVIS's convert_weights_to_fp16 (Conv/Linear half) under fp16 autocast
+    assert enc["params"]["freeze_vit"] is True and enc["params"]["vit_precision"] == "lavis_fp16"
     assert enc["params"]["freeze_qformer"] is False and enc["params"]["num_query_tokens"] == 32
     assert model["time_embedding"]["name"] == "abs_second_table"
     assert model["time_embedding"]["params"] == {"max_seconds": 8192, "init": "zeros", "out_of_range": "error",
@@ -63,10 +64,19 @@ def test_base_is_the_paper_configuration(monkeypatch):
     assert llm["lora"] == {"r": 32, "alpha": 32, "dropout": 0.1, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
                            "extra_trainable": ["embed_tokens", "lm_head"]}
     assert model["prompt"]["max_length"] == 2048
+    # the original's prompt text and slow tokenizer (tests/test_replication_prompt.py)
+    assert model["prompt"]["system"] == " " and model["prompt"]["chat_template"] == "llama2"
+    assert model["prompt"]["video_template"] == "<Video>{video}</Video>" and model["prompt"]["layout"] == "vtgllm"
+    assert model["prompt"]["video_position"] == "first" and model["prompt"]["timestamps_in_prompt"] is True
+    assert llm["params"]["use_fast"] is False
     assert Path(model["init_from"]).name == "video_llama2_vl"  # ckpt: VL_LLaMA_2_7B_Finetuned.pth, converted
     mix = data["train"]["datasets"]
     assert [Path(e["annotation"]).parts[-2:] for e in mix] == [("vtg-it", "vtg-it-120k.json"), ("valley", "time_token.json")]
     assert [e["ratio"] for e in mix] == [1, 1] and data["train"]["batch_size"] == 1
+    assert data["train"]["crop"] is True  # AlproVideoTrainProcessor's RandomResizedCropVideo(0.5-1)
+    # the original's frame sampling and frame times (tests/test_replication.py, test_replication_prompt.py)
+    assert data["train_sampling"] == "random_per_segment_legacy" and data["eval_sampling"] == "uniform_vtgllm"
+    assert data["frame_times"] == "vtgllm"
     # optimizer: AdamW 3e-5, weight decay 0.05, bf16, DEFAULT_OPTIM clipping
     optim = optim_wrapper_cfg(dict(runner))
     assert optim["optimizer"]["type"] == "AdamW" and optim["optimizer"]["lr"] == 3e-5
@@ -103,11 +113,17 @@ def test_eval_recipes(name, benchmark, fmt):
     from vtgcore.data.formats import EVAL_FORMATS
 
     r = resolved(name)
-    assert r["model"]["time_embedding"]["params"]["interpolation"] == "linear"
+    # the original's evaluation: its interpolation code, sampling, top-p 0.8, 512 tokens, regex parsers
+    assert r["model"]["time_embedding"]["params"]["interpolation"] == "legacy_swapped"
+    assert r["eval"] == {"temperature": 1.0, "top_p": 0.8, "max_new_tokens": 512, "legacy_parser": True}
     assert list(r["data"]["val"]) == [benchmark] and r["data"]["val"][benchmark]["format"] == fmt in EVAL_FORMATS
+    from vtgcore.processor import VTGLLM_EVAL_SYSTEM
+
+    assert r["model"]["prompt"]["system"] == VTGLLM_EVAL_SYSTEM  # evaluate.py's system prompt
     keys = changed(name)
     assert keys == {"model.encoder.params.freeze_qformer", "model.time_embedding.params.interpolation",
                     "model.init_from",  # ckpt is the VTG-LLM checkpoint (--checkpoint), not Video-LLaMA's
+                    "model.prompt.system",  # evaluate.py sets its own system prompt; training used " "
                     "data.video_root", f"data.val.{benchmark}.annotation", f"data.val.{benchmark}.format"}
     assert r["model"]["init_from"] is None
 
@@ -167,7 +183,7 @@ ABLATIONS = {
 }
 EVAL_ABLATIONS = {
     "interpolation_off.yaml": "none",
-    "interpolation_legacy_swapped.yaml": "legacy_swapped",
+    "interpolation_linear.yaml": "linear",
 }
 
 
@@ -214,3 +230,13 @@ def test_base_lr_curve_through_mmengine_schedulers():
     assert max(lrs) == pytest.approx(3e-5) and lrs[2034] == pytest.approx(3e-5)  # init_lr after 2034 steps
     assert lrs[1017] == pytest.approx((1e-6 + 3e-5) / 2, rel=1e-3)  # linear
     assert lrs[33905] == pytest.approx(1e-5) and min(lrs[2034:]) >= 1e-5 - 1e-12  # min_lr at the end
+
+
+@pytest.mark.parametrize("name", ["finetune_charades.yaml", "finetune_qvhighlights.yaml",
+                                  "finetune_youcook2.yaml", "finetune_activitynet.yaml"])
+def test_finetuning_keeps_the_replication_crop_and_vit_precision(name):
+    """The original fine-tunes with the same dataset class (its own AlproVideoTrainProcessor: the
+    random resized crop) and the same fp16 ViT."""
+    r = resolved(name)
+    assert r["data"]["train"]["crop"] is True
+    assert r["model"]["encoder"]["params"]["vit_precision"] == "lavis_fp16"

@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from vtgcore.catalog import Catalog, default_catalog
-from vtgcore.errors import CheckpointError
+from vtgcore.errors import CheckpointError, RecipeError
 from vtgcore.model import VideoLLM
 from vtgcore.processor import PromptConfig, VideoLLMProcessor
 from vtgcore.vocab import MODULE_KINDS
@@ -71,8 +71,66 @@ def load_init_from(model: nn.Module, path: str, where: str = "") -> dict[str, An
         raise CheckpointError(f"{pre}model.init_from: {exc}") from None
 
 
+#: The command-line flag that lets a recipe's ``trust_remote_code: true`` take effect.
+TRUST_FLAG = "--trust-remote-code"
+
+
+def remote_code_requests(spec: Any, prefix: str = "model") -> list[str]:
+    """The keys of a recipe's ``model`` section that ask to run a model folder's own Python code.
+
+    Args:
+        spec: the ``model`` section (a plain container or a ``DictConfig``).
+        prefix: the dotted name of ``spec``, for the keys returned.
+
+    Returns:
+        Dotted keys such as ``model.llm.params.trust_remote_code`` whose value is true (at any depth).
+    """
+    if isinstance(spec, DictConfig):
+        spec = OmegaConf.to_container(spec, resolve=True)
+    found: list[str] = []
+    if isinstance(spec, dict):
+        for key, value in spec.items():
+            name = f"{prefix}.{key}"
+            if key == "trust_remote_code" and value not in (False, None, 0, "", "false", "False"):
+                found.append(name)
+            else:
+                found += remote_code_requests(value, name)
+    elif isinstance(spec, (list, tuple)):
+        for i, value in enumerate(spec):
+            found += remote_code_requests(value, f"{prefix}[{i}]")
+    return found
+
+
+def check_remote_code(spec: Any, allowed: bool, where: str = "") -> list[str]:
+    """The trust policy: a recipe (or a run folder's or checkpoint's saved recipe) alone never runs code.
+
+    A model folder's own Python code (transformers' ``auto_map``) runs only when the recipe asks for
+    it (``trust_remote_code: true``) *and* the caller allows it: ``--trust-remote-code`` on the
+    command line, ``trust_remote_code=True`` in the library. A run folder or checkpoint is data
+    someone may have sent you; a value inside it is never enough.
+
+    Args:
+        spec: the recipe's ``model`` section.
+        allowed: the caller's explicit permission.
+        where: the recipe file, named in the error.
+
+    Returns:
+        The keys that ask for remote code (empty when none does).
+
+    Raises:
+        RecipeError: a key asks for it and ``allowed`` is False (one line naming the key and the flag).
+    """
+    keys = remote_code_requests(spec)
+    if keys and not allowed:
+        pre = f"{where}: " if where else ""
+        raise RecipeError(
+            f"{pre}{keys[0]}: true would run the Python code of a model folder; a recipe, run folder or checkpoint "
+            f"cannot turn that on by itself: pass {TRUST_FLAG} (library: trust_remote_code=True) if you trust it")
+    return keys
+
+
 def build_model(recipe: DictConfig, catalog: Optional[Catalog] = None, *, where: str = "",
-                seed: Optional[int] = None) -> tuple[VideoLLM, VideoLLMProcessor]:
+                seed: Optional[int] = None, trust_remote_code: bool = False) -> tuple[VideoLLM, VideoLLMProcessor]:
     """Build every component the recipe names, join them, apply ``init_from``, checkpoints and trainability.
 
     Args:
@@ -80,12 +138,21 @@ def build_model(recipe: DictConfig, catalog: Optional[Catalog] = None, *, where:
         catalog: plugin catalog (default: the process-wide one).
         where: the recipe file, for error messages.
         seed: seed for parameter initialisation (default: the recipe's ``seed``).
+        trust_remote_code: the caller allows a recipe's ``trust_remote_code: true`` to take
+            effect (:func:`check_remote_code`); the recipe's value alone never does.
 
     Returns:
         The model and a processor bound to its tokenizer, codec and K.
+
+    Raises:
+        RecipeError: the recipe asks for remote code and ``trust_remote_code`` is False.
     """
+    from vtgcore.utils.quiet import quiet_transformers
+
+    quiet_transformers()  # transformers' embedding-resize notes stay off stderr (vtg --debug shows them)
     catalog = catalog or default_catalog()
     spec: dict[str, Any] = OmegaConf.to_container(recipe.model, resolve=True)
+    check_remote_code(spec, trust_remote_code, where)
     torch.manual_seed(recipe.seed if seed is None else seed)
 
     def build(kind: str, **wiring: Any) -> Any:

@@ -167,6 +167,12 @@ class Catalog:
             msg = str(exc).splitlines()[0]
             raise ConfigValidationError(
                 f"{pre}{kind} plugin {name!r}: bad value for param {key!r}: {msg}") from None
+        from vtgcore.ranges import declared_ranges
+
+        for key, allowed in declared_ranges(entry.config).items():  # declared ranges (vtgcore.ranges.in_range)
+            problem = allowed.problem(resolved.get(key))
+            if problem:
+                raise ConfigValidationError(f"{pre}{kind} plugin {name!r}: bad value for param {key!r}: {problem}")
         try:  # the dataclass's own checks (``__post_init__``) run when the recipe is validated
             entry.config(**resolved)
         except (TypeError, ValueError) as exc:

@@ -4,7 +4,9 @@ Times inside conversation text are written as ``<time>12.3</time>`` (seconds); t
 each to the time codec, so the same data trains every codec. The video placeholder (``<video>`` by
 default, at most once per conversation, prepended to the first question when absent) is expanded to
 exactly K placeholder ids. Text pieces are tokenized separately and concatenated, so labels mask the
-prompt exactly: only answers and their end-of-sequence token are supervised.
+prompt exactly: only answers and their end-of-sequence token are supervised. ``layout: vtgllm``
+(the paper's recipes) instead writes and tokenizes the original VTG-LLM's strings exactly
+(:class:`PromptConfig`; tests/test_replication_prompt.py).
 """
 
 from __future__ import annotations
@@ -35,6 +37,21 @@ class PromptConfig:
         video_position: ``first`` (video, frame times, then the instruction: the original) or
             ``last`` (instruction, frame times, then the video, so that the causal LLM's video
             positions can attend to the query).
+        video_template: the text that stands for the video in the first user turn; ``{video}``
+            is where the K video ids go. ``{video}`` (default) writes the ids alone; VTG-LLM
+            wraps them as ``<Video>{video}</Video>``.
+        layout: how the first turn is joined and tokenized. ``compact`` (default): the video,
+            the frame-time sentence (ending ``seconds.``) and the instruction joined by single
+            spaces; text pieces between the video ids and the answers tokenized separately, BOS
+            written as ``<s>`` text. ``vtgllm``: the original's exact strings and tokenization:
+            the sentence ends ``seconds. `` (with its space) and the instruction follows it
+            directly in training (``preprocess_multimodal``) and after one more space at
+            evaluation (``Chat.ask``); at evaluation the prompt is split at the video and each
+            piece tokenized on its own, the first with the tokenizer's BOS
+            (``get_context_emb``); in training the whole conversation is one string (video
+            placeholders included, answers ending `` </s>``) tokenized once, and labels mask
+            the instructions by the original's round rule (``preprocess_for_llama_v2``).
+            Needs ``chat_template: llama2`` and ``video_position: first``.
     """
 
     system: str = " "
@@ -42,6 +59,16 @@ class PromptConfig:
     max_length: int = 2048
     chat_template: str = "llama2"
     video_position: str = "first"
+    video_template: str = "{video}"
+    layout: str = "compact"
+
+
+LAYOUTS = ("compact", "vtgllm")
+
+#: The system prompt of the original's evaluation (``evaluate.py`` ``generate``); its training
+#: uses a single space.
+VTGLLM_EVAL_SYSTEM = ("You are able to understand the visual content that the user provides. "
+                      "Follow the instructions carefully and explain your answers in detail.")
 
 
 def format_times(text: str, codec: TimeCodec) -> str:
@@ -86,15 +113,28 @@ class VideoLLMProcessor:
         self.prompt = prompt or PromptConfig()
         if self.prompt.video_position not in ("first", "last"):
             raise VTGError(f"model.prompt.video_position must be 'first' or 'last', got {self.prompt.video_position!r}")
+        if self.prompt.layout not in LAYOUTS:
+            raise VTGError(f"model.prompt.layout must be one of {', '.join(LAYOUTS)}, got {self.prompt.layout!r}")
+        if self.prompt.video_template.count("{video}") != 1:
+            raise VTGError(f"model.prompt.video_template must hold '{{video}}' once, got {self.prompt.video_template!r}")
+        if self.prompt.layout == "vtgllm" and (self.prompt.chat_template != "llama2"
+                                               or self.prompt.video_position != "first"):
+            raise VTGError("model.prompt.layout 'vtgllm' writes the original's LLaMA-2 prompt: it needs "
+                           "chat_template 'llama2' and video_position 'first'")
 
     def k(self, num_frames: int) -> int:
         """K for ``num_frames`` frames."""
         return self.num_video_tokens(num_frames) if callable(self.num_video_tokens) else int(self.num_video_tokens)
 
     def frame_message(self, timestamps: Sequence[float]) -> str:
-        """``The video contains {n} frames sampled at t0, t1, ... seconds.`` with codec times."""
+        """``The video contains {n} frames sampled at t0, t1, ... seconds.`` with codec times
+        (layout ``vtgllm``: ``seconds. ``, with the original's trailing space)."""
         times = ", ".join(self.time_codec.encode(float(t)) for t in timestamps)
-        return f"The video contains {len(timestamps)} frames sampled at {times} seconds."
+        end = " " if self.prompt.layout == "vtgllm" else ""
+        return f"The video contains {len(timestamps)} frames sampled at {times} seconds.{end}"
+
+    def _video_text(self, count: int = 1) -> str:
+        return self.prompt.video_template.replace("{video}", self.video_token * count)
 
     def _ids(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False)) if text else []
@@ -131,21 +171,30 @@ class VideoLLMProcessor:
             raise VTGError(f"a conversation may hold the video placeholder {self.video_token!r} once, found {marks}")
         first = questions[0].replace(self.video_token, "").strip()
         times = self.frame_message(timestamps) if self.prompt.timestamps_in_prompt else ""
-        if self.prompt.video_position == "last":
-            questions[0] = f"{first} {times} {self.video_token}".replace("  ", " ")
-        else:
-            questions[0] = f"{self.video_token} {times} {first}".replace("  ", " ")
         answers = [format_times(str(t.get("a", "")), self.time_codec).strip() for t in turns]
         if add_generation_prompt:
             answers = answers[:-1]
-        render = self._segments_tokenizer if self.prompt.chat_template == "tokenizer" else self._segments_llama2
         k = self.k(num_frames if num_frames is not None else len(timestamps))
+        if self.prompt.layout == "vtgllm":
+            ids, labels = self._encode_vtgllm(first, times, questions[1:], answers, k, add_generation_prompt)
+            return self._cut(ids, labels, k, add_generation_prompt)
+        video = self._video_text()
+        if self.prompt.video_position == "last":
+            questions[0] = f"{first} {times} {video}".replace("  ", " ")
+        else:
+            questions[0] = f"{video} {times} {first}".replace("  ", " ")
+        render = self._segments_tokenizer if self.prompt.chat_template == "tokenizer" else self._segments_llama2
         ids: list[int] = []
         labels: list[int] = []
         for text, supervised in render(questions, answers):
             piece = self._ids(text) if supervised else self._user_ids(text, k)
             ids += piece
             labels += piece if supervised else [IGNORE_INDEX] * len(piece)
+        return self._cut(ids, labels, k, add_generation_prompt)
+
+    def _cut(self, ids: list[int], labels: list[int], k: int,
+             add_generation_prompt: bool) -> tuple[list[int], list[int]]:
+        """Cut a training text at ``max_length``; a prompt or video that does not fit is an error."""
         if len(ids) > self.prompt.max_length:
             if ids[self.prompt.max_length:].count(self.video_token_id) or add_generation_prompt:
                 raise ShapeError(
@@ -153,6 +202,54 @@ class VideoLLMProcessor:
                     f"{self.prompt.max_length}; raise model.prompt.max_length or use fewer tokens")
             ids, labels = ids[: self.prompt.max_length], labels[: self.prompt.max_length]
         return ids, labels
+
+    def _encode_vtgllm(self, first: str, times: str, later: list[str], answers: list[str], k: int,
+                       add_generation_prompt: bool) -> tuple[list[int], list[int]]:
+        """Layout ``vtgllm``: the original's prompt strings and tokenization (see :class:`PromptConfig`)."""
+        tok = self.tokenizer
+        if add_generation_prompt:   # Chat.upload_video_without_audio + Chat.ask: "<Video>..</Video> " + msg, " " + q
+            user = f"{self._video_text()} {times} {first}"
+        else:                       # preprocess_multimodal: "<Video>" + placeholders + "</Video> " + msg + q
+            user = f"{self._video_text(k)} {times}{first}"
+        prompt = self._llama2_string([user] + later, answers)
+        if add_generation_prompt:   # get_context_emb: split at the video, BOS on the first piece only
+            parts = prompt.split(self.video_token)
+            ids = list(tok.encode(parts[0], add_special_tokens=True))
+            for part in parts[1:]:
+                ids += [self.video_token_id] * k + list(tok.encode(part, add_special_tokens=False))
+            return ids, [IGNORE_INDEX] * len(ids)
+        ids = list(tok.encode(prompt, add_special_tokens=True))
+        # preprocess_for_llama_v2's labels: per round (split on </s>), its instruction masked with
+        # len(tok(instruction + "[/INST] ")) - 2 tokens, the round counted as len(tok(round))
+        labels = list(ids)
+        cur = 1
+        labels[:cur] = [IGNORE_INDEX] * min(cur, len(labels))
+        sep = "[/INST] "
+        for rnd in prompt.split(tok.eos_token):
+            if rnd == "":
+                break
+            parts = rnd.split(sep)
+            if len(parts) != 2:
+                break
+            round_len = len(tok.encode(rnd, add_special_tokens=True))
+            instruction_len = len(tok.encode(parts[0] + sep, add_special_tokens=True)) - 2
+            labels[cur: cur + instruction_len] = [IGNORE_INDEX] * len(labels[cur: cur + instruction_len])
+            cur += round_len
+        labels[cur:] = [IGNORE_INDEX] * len(labels[cur:])
+        return ids, labels
+
+    def _llama2_string(self, questions: list[str], answers: list[str]) -> str:
+        """The original's ``Conversation.get_prompt`` (LLAMA_2 style, sep ``<s>``, sep2 ``</s>``),
+        the leading ``<s>`` removed; with one answer fewer than questions it ends at ``[/INST]``."""
+        bos, eos = self.tokenizer.bos_token, self.tokenizer.eos_token
+        out = ""
+        for i, question in enumerate(questions):
+            if i == 0:
+                question = f"<<SYS>>\n{self.prompt.system}\n<</SYS>>\n\n{question}"
+            out += f"{bos}[INST] {question} [/INST]"
+            if i < len(answers):
+                out += f" {answers[i]} {eos}"
+        return out[len(bos):]
 
     def _segments_llama2(self, questions: list[str], answers: list[str]) -> list[tuple[str, bool]]:
         """LLaMA-2 chat, as VTG-LLM trains: ``<s>[INST] <<SYS>>...<</SYS>>\n\nq [/INST] a </s>``."""

@@ -21,6 +21,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from vtgcore.ranges import in_range
 from vtgcore.interfaces import TokenCompressor
 from vtgcore.hookspecs import hookimpl
 from vtgcore.types import VisualTokens
@@ -35,8 +36,8 @@ class CodebookConfig:
         loss_weight: factor on the VQ loss ``codebook_loss`` (1.0 in the original).
     """
 
-    num_codes: int = 256
-    loss_weight: float = 1.0
+    num_codes: int = in_range(256, low=1, high=1_000_000)
+    loss_weight: float = in_range(1.0, low=0.0)
 
 
 class CodebookCompressor(TokenCompressor):

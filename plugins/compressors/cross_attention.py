@@ -17,6 +17,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from vtgcore.ranges import in_range
 from vtgcore.interfaces import TokenCompressor
 from vtgcore.hookspecs import hookimpl
 from vtgcore.types import VisualTokens
@@ -31,8 +32,8 @@ class CrossAttentionConfig:
         num_heads: attention heads; must divide the visual width Dv (8 in the paper).
     """
 
-    num_queries: int = 256
-    num_heads: int = 8
+    num_queries: int = in_range(256, low=1, high=1_000_000)
+    num_heads: int = in_range(8, low=1)
 
 
 class CrossAttentionCompressor(TokenCompressor):

@@ -28,6 +28,7 @@ from typing import Optional
 
 import torch
 
+from vtgcore.ranges import in_range
 from vtgcore.interfaces import TokenCompressor
 from vtgcore.hookspecs import hookimpl
 from vtgcore.types import VisualTokens
@@ -49,7 +50,7 @@ class DiverseConfig:
         seed: seed of the generator used in eval mode.
     """
 
-    num_tokens: int = 256
+    num_tokens: int = in_range(256, low=1, high=1_000_000)
     squared: bool = True
     order: str = "temporal"
     seed: int = 0

@@ -35,6 +35,7 @@ from typing import Optional
 
 import torch
 
+from vtgcore.ranges import in_range
 from vtgcore.interfaces import TokenCompressor
 from vtgcore.hookspecs import hookimpl
 from vtgcore.types import VisualTokens
@@ -56,8 +57,8 @@ class EntropyConfig:
         seed: seed of the generator used in eval mode.
     """
 
-    num_tokens: int = 256
-    k: int = 5
+    num_tokens: int = in_range(256, low=1, high=1_000_000)
+    k: int = in_range(5, low=1)
     weighting: str = "softmax"
     temperature: float = 1.0
     seed: int = 0

@@ -8,6 +8,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from vtgcore.ranges import in_range
 from vtgcore.interfaces import TokenCompressor
 from vtgcore.hookspecs import hookimpl
 from vtgcore.types import VisualTokens
@@ -22,7 +23,7 @@ class MeanPoolConfig:
         tokens_per_frame: P, tokens kept per frame (adaptive average pooling over the L tokens).
     """
 
-    tokens_per_frame: int = 1
+    tokens_per_frame: int = in_range(1, low=1, high=1_000_000)
 
 
 class MeanPoolCompressor(TokenCompressor):

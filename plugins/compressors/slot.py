@@ -12,6 +12,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from vtgcore.ranges import in_range
 from vtgcore.interfaces import TokenCompressor
 from vtgcore.hookspecs import hookimpl
 from vtgcore.types import VisualTokens
@@ -26,8 +27,8 @@ class SlotConfig:
         init_std: std of the normal initialisation of the slot matrix (1.0 in the paper).
     """
 
-    num_slots: int = 256
-    init_std: float = 1.0
+    num_slots: int = in_range(256, low=1, high=1_000_000)
+    init_std: float = in_range(1.0, low=0.0, low_open=True)
 
 
 class SlotCompressor(TokenCompressor):

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vtgcore.ranges import in_range
 from vtgcore.interfaces import TokenCompressor
 from vtgcore.hookspecs import hookimpl
 from vtgcore.types import VisualTokens
@@ -47,7 +48,7 @@ class VideoQFormerConfig:
         dropout: hidden and attention dropout of the Q-Former (0.1 as BERT-base).
     """
 
-    num_query_tokens: int = 32
+    num_query_tokens: int = in_range(32, low=1, high=1_000_000)
     num_layers: int = 2
     num_heads: int = 12
     window_size: int = 32

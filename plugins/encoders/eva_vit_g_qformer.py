@@ -167,7 +167,8 @@ def read_weight_file(path: str, what: str) -> dict[str, torch.Tensor]:
     for wrapper in ("model", "state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
             obj = obj[wrapper]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+    if (not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values())
+            or not all(isinstance(k, str) for k in obj)):  # names must be strings (issue 20)
         raise CheckpointError(f"{what} {path}: not a state dict (a mapping of names to tensors)")
     return obj
 
@@ -189,8 +190,12 @@ class EvaViTGQFormerConfig:
         vit_depth: ViT blocks kept (39: EVA-CLIP-g's 40 minus the last, as LAVIS).
         vit_heads: ViT attention heads (16, head dim 88).
         vit_mlp_ratio: ViT MLP hidden / width (4.3637 -> 6144).
-        vit_precision: ``fp16`` (half ViT weights, inputs cast to half, output back to fp32) or
-            ``fp32``. fp16 needs ``freeze_vit``.
+        vit_precision: ``lavis_fp16`` (the original's: LAVIS's ``convert_weights_to_fp16`` casts
+            the weights and biases of the ViT's Conv1d/Conv2d/Linear layers to half and keeps the
+            LayerNorms, position embedding, CLS token and q/v biases fp32; the ViT runs under fp16
+            autocast on the frames' device, so LayerNorms and the residual stream stay fp32),
+            ``fp16`` (the whole ViT half, inputs cast to half, output back to fp32: less memory,
+            LayerNorms and residuals in fp16) or ``fp32``. The half modes need ``freeze_vit``.
         freeze_vit: freeze the ViT and ``ln_vision`` (kept in eval mode), as the original.
         vit_grad_checkpointing: per-block activation checkpointing in the ViT (only useful when the
             ViT is trained).
@@ -281,6 +286,37 @@ def load_text_tokenizer(path: str) -> Any:
     if tokenizer.pad_token_id is None:
         raise ConfigValidationError(f"eva_vit_g_qformer: text_tokenizer {path}: the tokenizer has no pad token")
     return tokenizer
+
+
+VIT_PRECISIONS = ("lavis_fp16", "fp16", "fp32")
+
+
+def lavis_weights_to_fp16(module: nn.Module) -> nn.Module:
+    """Cast the weight and bias of every Conv1d, Conv2d and Linear to fp16, in place, and nothing
+    else: LAVIS's ``convert_weights_to_fp16`` (``eva_vit.py``). LayerNorms, the position embedding,
+    the CLS token and the attention's separate q/v biases keep their dtype (fp32)."""
+
+    def convert(layer: nn.Module) -> None:
+        if isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+            layer.weight.data = layer.weight.data.half()
+            if layer.bias is not None:
+                layer.bias.data = layer.bias.data.half()
+
+    return module.apply(convert)
+
+
+def fp16_autocast(device_type: str) -> Any:
+    """fp16 autocast on ``device_type`` (the original's ``maybe_autocast``: matmuls and convolutions
+    in fp16, LayerNorm and softmax in fp32, additions in the wider dtype). It overrides an enclosing
+    bf16 autocast (the runner's precision) for the ViT only.
+
+    Raises:
+        RuntimeError: the device has no autocast (e.g. ``meta``); use ``vit_precision`` fp16 or fp32.
+    """
+    if not torch.amp.is_autocast_available(device_type):
+        raise RuntimeError(f"eva_vit_g_qformer: vit_precision='lavis_fp16' needs autocast, which device "
+                           f"{device_type!r} lacks; use vit_precision 'fp16' or 'fp32' there")
+    return torch.autocast(device_type=device_type, dtype=torch.float16)
 
 
 class FP32LayerNorm(nn.LayerNorm):
@@ -376,13 +412,14 @@ class EvaViTGQFormer(FrameEncoder):
         super().__init__()
         from vtgcore.data.transforms import CLIP_MEAN, CLIP_STD
 
-        if vit_precision not in ("fp16", "fp32"):
+        if vit_precision not in VIT_PRECISIONS:
+            raise ConfigValidationError(f"eva_vit_g_qformer: vit_precision must be one of "
+                                        f"{', '.join(VIT_PRECISIONS)}, got {vit_precision!r}")
+        if vit_precision != "fp32" and not freeze_vit:
             raise ConfigValidationError(
-                f"eva_vit_g_qformer: vit_precision must be 'fp16' or 'fp32', got {vit_precision!r}")
-        if vit_precision == "fp16" and not freeze_vit:
-            raise ConfigValidationError(
-                "eva_vit_g_qformer: vit_precision='fp16' needs freeze_vit=True (half master weights "
+                f"eva_vit_g_qformer: vit_precision={vit_precision!r} needs freeze_vit=True (half master weights "
                 "cannot be trained; use fp32 weights with bf16 autocast to train the ViT)")
+        self.vit_precision = vit_precision
         if image_size % patch_size:
             raise ConfigValidationError(
                 f"eva_vit_g_qformer: image_size {image_size} is not a multiple of patch_size {patch_size}")
@@ -431,6 +468,8 @@ class EvaViTGQFormer(FrameEncoder):
             self.vit.set_grad_checkpointing(True)
         if vit_precision == "fp16":
             self.vit.half()
+        elif vit_precision == "lavis_fp16":
+            lavis_weights_to_fp16(self.vit)
         if freeze_vit:
             self.vit.requires_grad_(False)
             self.ln_vision.requires_grad_(False)
@@ -624,9 +663,12 @@ class EvaViTGQFormer(FrameEncoder):
         Shape:
             frames: (N, 3, H, W) -> (N, 1 + (H / patch) ** 2, vit_width)
         """
-        dtype = self.vit.patch_embed.proj.weight.dtype
         trainable = any(p.requires_grad for p in self.vit.parameters())
         with torch.set_grad_enabled(torch.is_grad_enabled() and trainable):
+            if self.vit_precision == "lavis_fp16":
+                with fp16_autocast(frames.device.type):
+                    return self.vit.forward_features(frames.float()).float()
+            dtype = self.vit.patch_embed.proj.weight.dtype
             return self.vit.forward_features(frames.to(dtype)).float()
 
     def _encode_chunk(self, frames: torch.Tensor, timestamps: Optional[torch.Tensor] = None) -> torch.Tensor:

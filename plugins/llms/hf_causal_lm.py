@@ -5,7 +5,9 @@ downloaded). Tests and CPU runs: ``model_config: {model_type: llama, hidden_size
 ``tokenizer: tiny``, a tokenizer built in memory.
 
 A model folder's own Python code (``auto_map`` in its config) never runs unless the recipe sets
-``trust_remote_code: true``; the setting is then announced as a warning and in the training log.
+``trust_remote_code: true`` *and* the caller allows it (``--trust-remote-code``; library:
+``trust_remote_code=True`` to ``build_model`` / ``load_pipeline``; see
+:func:`vtgcore.build.check_remote_code`); it is then announced as a warning and in the training log.
 Pickled ``.bin`` weights are read by transformers with ``weights_only`` loading; a file that would
 run code is refused with :class:`~vtgcore.errors.CheckpointError`.
 """
@@ -35,11 +37,19 @@ class HFCausalLMConfig:
         model_config: in-memory config (``model_type`` plus its fields) used when ``path`` is None.
         tokenizer: ``auto`` (from ``tokenizer_path`` or ``path``) or ``tiny`` (built offline).
         tokenizer_path: local tokenizer folder when it differs from ``path``.
+        use_fast: true (default) loads the folder's tokenizer with ``AutoTokenizer`` (transformers 5
+            has only the ``tokenizers``-backed classes). false loads the slow SentencePiece LLaMA
+            tokenizer from the folder's ``tokenizer.model``, as the original VTG-LLM's
+            ``LlamaTokenizer.from_pretrained(..., use_fast=False)`` under transformers 4.36
+            (:class:`~vtgcore_plugins.llms._llama_slow_tokenizer.LlamaSlowTokenizer`; needs the
+            ``sentencepiece`` and ``protobuf`` packages). Only read with ``tokenizer: auto``
+            (``tiny`` is built in memory, so a paper recipe at tiny widths keeps working).
         dtype: weight dtype: float32, bfloat16 or float16.
         mean_resizing: initialise new vocabulary rows from the old rows' distribution.
         gradient_checkpointing: trade compute for memory in training.
         trust_remote_code: run the Python files of the model folder (its ``auto_map``). Off unless
-            the recipe sets it; when on, a warning names the folder.
+            the recipe sets it and the caller passes ``--trust-remote-code`` (a recipe, run folder
+            or checkpoint alone never turns it on); when on, a warning names the folder.
         quantization: ``none``, ``8bit`` or ``4bit`` (NF4, computing in ``dtype``): weights loaded
             from ``path`` through bitsandbytes (transformers' ``BitsAndBytesConfig``); needs a CUDA
             GPU and the ``bitsandbytes`` package. LLaMA-2-7B then takes about 6.3 GiB (8-bit) or
@@ -51,6 +61,7 @@ class HFCausalLMConfig:
     model_config: dict[str, Any] = field(default_factory=dict)
     tokenizer: str = "auto"
     tokenizer_path: Optional[str] = None
+    use_fast: bool = True
     dtype: str = "float32"
     mean_resizing: bool = True
     gradient_checkpointing: bool = False
@@ -71,9 +82,28 @@ def _load(what: str, source: str, load: Callable[[], Any]) -> Any:
         if "trust_remote_code" in text:
             raise CheckpointError(
                 f"hf_causal_lm {what} {source}: the folder holds its own Python code (auto_map), which is not run "
-                "unless the recipe sets model.llm.params.trust_remote_code: true") from None
+                "unless the recipe sets model.llm.params.trust_remote_code: true and the command is given "
+                "--trust-remote-code (only for a folder you trust)") from None
         first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
         raise CheckpointError(f"hf_causal_lm {what} {source}: cannot be loaded ({first[:300]})") from None
+
+
+def _slow_llama_tokenizer(source: str) -> Any:
+    """The slow SentencePiece LLaMA tokenizer of folder ``source`` (``use_fast: false``)."""
+    import importlib.util
+
+    for package in ("sentencepiece", "google.protobuf"):
+        try:
+            found = importlib.util.find_spec(package) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            raise VTGError(f"hf_causal_lm: use_fast: false needs the {package.split('.')[-1]} package "
+                           f"(pip install sentencepiece protobuf); it is not installed")
+    from vtgcore_plugins.llms._llama_slow_tokenizer import LlamaSlowTokenizer
+
+    # a class of ours: the folder's own code (auto_map) is never looked at
+    return LlamaSlowTokenizer.from_pretrained(source, local_files_only=True, trust_remote_code=False)
 
 
 QUANTIZATIONS = ("none", "8bit", "4bit")
@@ -111,7 +141,7 @@ class HFCausalLM(LanguageModel):
     def __init__(self, path: Optional[str] = None, model_config: Optional[dict[str, Any]] = None,
                  tokenizer: str = "auto", tokenizer_path: Optional[str] = None, dtype: str = "float32",
                  mean_resizing: bool = True, gradient_checkpointing: bool = False,
-                 trust_remote_code: bool = False, quantization: str = "none") -> None:
+                 trust_remote_code: bool = False, quantization: str = "none", use_fast: bool = True) -> None:
         super().__init__()
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -123,7 +153,7 @@ class HFCausalLM(LanguageModel):
             raise VTGError("hf_causal_lm: set either 'path' (a local model folder) or 'model_config'")
         self.trust_remote_code = bool(trust_remote_code)
         if self.trust_remote_code:
-            warnings.warn(f"hf_causal_lm: trust_remote_code is on (set by the recipe): Python files of "
+            warnings.warn(f"hf_causal_lm: trust_remote_code is on (allowed by the caller): Python files of "
                           f"{tokenizer_path or path or 'the model folder'} may run", stacklevel=2)
         if quantization not in QUANTIZATIONS:
             raise VTGError(f"hf_causal_lm: quantization must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
@@ -139,8 +169,11 @@ class HFCausalLM(LanguageModel):
             source = tokenizer_path or path
             if source is None:
                 raise VTGError("hf_causal_lm: tokenizer 'auto' needs 'path' or 'tokenizer_path'")
-            self.tokenizer = _load("tokenizer", source, lambda: AutoTokenizer.from_pretrained(
-                source, local_files_only=True, trust_remote_code=self.trust_remote_code))
+            if use_fast:
+                self.tokenizer = _load("tokenizer", source, lambda: AutoTokenizer.from_pretrained(
+                    source, local_files_only=True, trust_remote_code=self.trust_remote_code))
+            else:
+                self.tokenizer = _load("tokenizer", source, lambda: _slow_llama_tokenizer(source))
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.unk_token or self.tokenizer.eos_token
         self.compute_dtype = _DTYPES[dtype]

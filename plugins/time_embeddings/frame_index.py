@@ -32,14 +32,23 @@ class FrameIndexConfig:
 
 
 def nearest_rows(table: torch.Tensor, rows: int) -> torch.Tensor:
-    """Resize a ``(R, D)`` table to ``(rows, D)`` by nearest-neighbour, as ``F.interpolate(mode="nearest")``
-    (row j takes old row ``floor(j * R / rows)``; 32 -> 96 repeats each row 3 times).
+    """Resize a ``(R, D)`` table to ``(rows, D)`` by nearest-neighbour, exactly as the original's
+    ``interpolate_frame_pos_embed`` (``F.interpolate(mode="nearest")`` over the row axis).
+
+    Row j takes old row ``min(floor(j * float32(R / rows)), R - 1)``: PyTorch's float32 scale, not the
+    exact ``floor(j * R / rows)``, which picks another row for some sizes (one row of 32 -> 82 and of
+    8 -> 94); 32 -> 96 repeats each row 3 times either way. The row indices come from
+    ``F.interpolate`` itself (on CPU, float32 indices: exact below 2 ** 24 rows), so every dtype
+    and device gives the original's rows, bit for bit.
 
     Shape:
         table: (R, D) -> (rows, D)
     """
-    index = torch.div(torch.arange(rows) * table.shape[0], rows, rounding_mode="floor")
-    return table[index]
+    if rows < 1:
+        raise ValueError(f"rows must be >= 1, got {rows}")
+    source = torch.arange(table.shape[0], dtype=torch.float32).view(1, 1, -1)
+    index = torch.nn.functional.interpolate(source, size=rows, mode="nearest").view(-1).long()
+    return table[index.to(table.device)]
 
 
 class FrameIndexTable(TimeEmbedding):

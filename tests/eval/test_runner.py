@@ -139,6 +139,20 @@ def test_vtg_eval_cli_writes_outputs_and_resumes(synth_dir, tmp_path, capsys):
     before = cache.read_text()
     assert cli.main(args) == 0  # everything cached: nothing is generated again
     assert cache.read_text() == before
+    task = json.loads((tmp_path / "eval" / "moment_retrieval" / "metrics.json").read_text())
+    assert task["legacy_parser"] is False and task["generation"]["max_new_tokens"] == 8  # the flag
+    assert task["generation"]["do_sample"] is False  # the recipe's eval.temperature 0: greedy
+    # the recipe's eval section applies where no flag is given; a flag wins over it
+    args = ["eval", recipe, *overrides, "eval.temperature=0.5", "eval.top_p=0.9", "eval.max_new_tokens=6",
+            "eval.legacy_parser=true", "--checkpoint", str(ckpt), "--task", "mr", "--limit", "2",
+            "--top-p", "0.7", "--out", str(tmp_path / "eval2")]
+    assert cli.main(args) == 0
+    task = json.loads((tmp_path / "eval2" / "moment_retrieval" / "metrics.json").read_text())
+    assert task["legacy_parser"] is True
+    assert {k: task["generation"][k] for k in ("max_new_tokens", "do_sample", "temperature", "top_p")} == {
+        "max_new_tokens": 6, "do_sample": True, "temperature": 0.5, "top_p": 0.7}
+    assert cli.main([*args[:-2], "--no-legacy-parser", "--out", str(tmp_path / "eval3")]) == 0
+    assert json.loads((tmp_path / "eval3" / "moment_retrieval" / "metrics.json").read_text())["legacy_parser"] is False
 
 
 def test_place_for_eval_joins_the_parts_on_the_accelerator():

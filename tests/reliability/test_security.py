@@ -5,7 +5,8 @@
 * A pickle whose ``__reduce__`` would create a marker file is refused with ``CheckpointError``
   by every loader that reads ``.pth`` / ``.bin`` files (and by the safetensors loaders), and the
   marker never appears.
-* ``trust_remote_code`` is off unless a recipe sets it; when set, a warning and the run log say so.
+* ``trust_remote_code`` is off unless a recipe sets it *and* the caller passes ``--trust-remote-code``
+  (issue 20: ``test_trust_policy.py``); when on, a warning and the run log say so.
 * Recipes cannot import Python: ``_target_``-style keys, runner ``type`` import paths and
   unregistered names are refused before anything is imported; YAML Python tags are not constructed.
 
@@ -326,7 +327,7 @@ def test_trust_remote_code_is_passed_as_the_recipe_says_and_announced(fake_from_
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # off: not a word about it
         HFCausalLM(path=str(tmp_path), tokenizer="tiny")
-    with pytest.warns(UserWarning, match=rf"trust_remote_code is on \(set by the recipe\): Python files of {tmp_path}"):
+    with pytest.warns(UserWarning, match=rf"trust_remote_code is on \(allowed by the caller\): Python files of {tmp_path}"):
         HFCausalLM(path=str(tmp_path), tokenizer="tiny", trust_remote_code=True)
     assert [call["trust_remote_code"] for call in fake_from_pretrained] == [False, True]
 
@@ -338,12 +339,17 @@ def test_the_run_log_says_when_trust_remote_code_is_on(fake_from_pretrained, syn
     overrides = [f"data.video_root={synth_dir}", "data.num_frames=4",
                  f"experiment_name=trust_{tmp_path.name}", f"model.llm.params.path={tmp_path}",
                  "+model.llm.params.trust_remote_code=true"]
+    with pytest.raises(RecipeError, match=r"model.llm.params.trust_remote_code: true .*--trust-remote-code"):
+        build_runner(load_recipe(SYNTH_TINY, overrides), work_dir=str(tmp_path / "refused"))
+    assert fake_from_pretrained == [] and not (tmp_path / "refused").exists()
     with pytest.warns(UserWarning, match="trust_remote_code is on"):
-        runner = build_runner(load_recipe(SYNTH_TINY, overrides), work_dir=str(tmp_path / "run"))
+        runner = build_runner(load_recipe(SYNTH_TINY, overrides), work_dir=str(tmp_path / "run"),
+                              trust_remote_code=True)
     logs = list((tmp_path / "run").rglob("*.log"))
     assert len(logs) == 1
     text = logs[0].read_text()
-    assert f"model.llm.params.trust_remote_code is true (set by the recipe): the Python code of {tmp_path}" in text
+    assert (f"model.llm.params.trust_remote_code is true (set by the recipe, allowed by --trust-remote-code): "
+            f"the Python code of {tmp_path}") in text
     assert fake_from_pretrained[-1]["trust_remote_code"] is True
     del runner
 

@@ -121,6 +121,10 @@ def cmd_data_pretrain_encoder(args: argparse.Namespace) -> int:
 
     recipe = load_recipe(args.recipe, args.overrides)
     out = args.out or str(Path(args.synth_dir) / "encoder.safetensors")
+    from vtgcore.utils.fileio import check_not_input, check_output_target
+
+    check_not_input(out, [args.recipe, *Path(args.synth_dir).glob("*.json*")], "vtg data pretrain-encoder")
+    check_output_target(out)
     bars: dict[str, Any] = {}  # the bar opens when the steps start (after decoding), so its rate counts steps
 
     def progress(step: int, steps: int, loss: float) -> None:
@@ -191,7 +195,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe, args.overrides)
     runner = build_runner(recipe, work_dir=args.work_dir, launcher=args.launcher,
                           resume=args.resume or False, load_from=args.load_from, video_root=args.video_root,
-                          where=args.recipe)
+                          where=args.recipe, trust_remote_code=args.trust_remote_code)
     runner.train()
     print(runner.work_dir)
     return 0
@@ -209,7 +213,7 @@ def cmd_cache_features(args: argparse.Namespace) -> int:
     if not recipe.data.feature_cache:
         raise VTGError(f"{args.recipe}: data.feature_cache is not set (give a folder, e.g. data.feature_cache=work_dirs/features)")
 
-    model, _ = build_model(recipe, where=args.recipe)
+    model, _ = build_model(recipe, where=args.recipe, trust_remote_code=args.trust_remote_code)
     cache = feature_cache(model, recipe)
     root = args.video_root or recipe.data.video_root
     videos = []
@@ -270,14 +274,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
         load_eval(sets[task]["annotation"], sets[task].get("format"))
     if args.checkpoint:  # the trained weights replace the starting point: model.init_from is not needed
         recipe.model.init_from = None
-    model, processor = build_model(recipe, where=args.recipe)
+    _check_eval_outputs(args, recipe, sets, tasks)
+    model, processor = build_model(recipe, where=args.recipe, trust_remote_code=args.trust_remote_code)
     if args.checkpoint:
         load_checkpoint(model, args.checkpoint)
     else:
         print("vtg: warning: no --checkpoint given: evaluating freshly initialised weights", file=sys.stderr)
     frames = FrameConfig.for_eval(recipe, model.encoder)
-    generation = GenerationConfig(max_new_tokens=args.max_new_tokens, do_sample=args.temperature > 0,
-                                  temperature=args.temperature or 1.0, top_p=args.top_p, seed=recipe.seed)
+    settings = recipe.eval  # the command's flags win over the recipe's eval section
+    temperature = settings.temperature if args.temperature is None else args.temperature
+    legacy_parser = settings.legacy_parser if args.legacy_parser is None else args.legacy_parser
+    generation = GenerationConfig(
+        max_new_tokens=settings.max_new_tokens if args.max_new_tokens is None else args.max_new_tokens,
+        do_sample=temperature > 0, temperature=temperature or 1.0,
+        top_p=settings.top_p if args.top_p is None else args.top_p, seed=recipe.seed)
     out_dir = args.out or str(Path(args.checkpoint or recipe.work_dir) / f"eval_{args.split}")
     log = RunLog(Path(out_dir) / "eval.log")
     log.write(f"vtg eval {args.recipe} {' '.join(args.overrides)} --checkpoint {args.checkpoint} "
@@ -291,7 +301,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     results = evaluate_split(model, processor, eval_sets(sets, tasks), out_dir, frames=frames,
                              video_root=args.video_root or recipe.data.video_root, batch_size=args.batch_size,
-                             generation=generation, legacy_parser=args.legacy_parser, limit=args.limit,
+                             generation=generation, legacy_parser=legacy_parser, limit=args.limit,
                              num_workers=args.num_workers, progress=True, on_task=done)
     atomic_write_text(Path(out_dir) / "metrics.json", json.dumps(results, indent=2))
     table = markdown_table(results)
@@ -301,9 +311,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_eval_outputs(args: argparse.Namespace, recipe: Any, sets: dict[str, Any], tasks: list[str]) -> None:
+    """Refuse ``vtg eval --out`` when a file it writes is one of its inputs (recipe, annotations,
+    checkpoint files), before the model is built."""
+    from vtgcore.utils.fileio import check_not_input
+
+    out_dir = Path(args.out or str(Path(args.checkpoint or recipe.work_dir) / f"eval_{args.split}"))
+    outputs = [out_dir / name for name in ("metrics.json", "metrics.md", "eval.log")]
+    for task in tasks:
+        outputs += [out_dir / EVAL_TASKS[task] / name for name in ("generations.jsonl", "predictions.json",
+                                                                     "metrics.json")]
+    inputs = [args.recipe, *(sets[task]["annotation"] for task in tasks)]
+    if args.checkpoint and Path(args.checkpoint).is_dir():
+        inputs += [p for p in Path(args.checkpoint).iterdir() if p.is_file()]
+    check_not_input(outputs, inputs, "vtg eval")
+
+
 def _warn_item_errors(record_path: Path, show: int = 10) -> None:
     """Warn on stderr about the items of an evaluation that could not be evaluated (first ``show``)."""
-    errors = json.loads(record_path.read_text(encoding="utf-8")).get("errors", [])
+    from vtgcore.utils.limits import loads_json
+
+    errors = loads_json(record_path.read_text(encoding="utf-8")).get("errors", [])
     if not errors:
         return
     task = record_path.parent.name
@@ -335,7 +363,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     return command(args.sweep_file, out=args.out, launcher=args.launcher, dry_run=args.dry_run, only=args.only,
                    seeds=args.seed, collect_only=args.collect, note=lambda message: print(message, file=sys.stderr),
-                   progress=(lambda message: None) if is_quiet() else None)
+                   progress=(lambda message: None) if is_quiet() else None,
+                   **({"max_runs": args.max_runs} if args.max_runs else {}))
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -355,6 +384,13 @@ def cmd_plot(args: argparse.Namespace) -> int:
         print(path)
     print(f"{len(paths)} picture(s) written")
     return 0
+
+
+def _add_trust_flag(parser: argparse.ArgumentParser) -> None:
+    """``--trust-remote-code``: the only way a recipe's ``trust_remote_code: true`` takes effect."""
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="let the recipe's trust_remote_code: true run the Python code of its model folder "
+                             "(never on from a recipe, run folder or checkpoint alone; only for folders you trust)")
 
 
 def _pipeline_source(args: argparse.Namespace, command: str) -> Optional[str]:
@@ -389,7 +425,7 @@ def cmd_ground(args: argparse.Namespace) -> int:
     if args.task not in QUERY_TASKS and args.query:
         print(f"vtg: warning: {TASK_LABELS[args.task]} takes no query; ignoring {args.query!r}", file=sys.stderr)
     pipe = load_pipeline(source, args.checkpoint, device=args.device, overrides=overrides,
-                         allow_random=args.random_weights,
+                         allow_random=args.random_weights, trust_remote_code=args.trust_remote_code,
                          generation=GenerationConfig(max_new_tokens=args.max_new_tokens), batch_size=1)
     if pipe.checkpoint is None:
         print("vtg: warning: random weights (--random-weights): the answer means nothing", file=sys.stderr)
@@ -413,7 +449,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"vtg: warning: {message}", file=sys.stderr)
         else:
             pipe = load_pipeline(source, args.checkpoint, device=args.device, overrides=args.overrides,
-                                 generation=GenerationConfig(max_new_tokens=args.max_new_tokens))
+                                 generation=GenerationConfig(max_new_tokens=args.max_new_tokens),
+                                 trust_remote_code=args.trust_remote_code)
     else:
         print("vtg: warning: no model given (--run RUN_DIR): the page will say so", file=sys.stderr)
     print(f"vtg demo: serving on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
@@ -439,6 +476,56 @@ def _non_negative(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
+
+
+def _bounded_int(low: int, high: Optional[int] = None) -> Any:
+    """argparse type: a whole number in [low, high] (no upper bound when ``high`` is None)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:40]!r}") from None
+        if value < low or (high is not None and value > high):
+            allowed = f"at least {low}" if high is None else f"from {low} to {high}"
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text[:40]}")
+        return value
+    parse.__name__ = "int"
+    return parse
+
+
+positive_int = _bounded_int(1)
+"""argparse type: an integer >= 1."""
+non_negative_int = _bounded_int(0)
+"""argparse type: an integer >= 0 (same as :func:`_non_negative`)."""
+seed_int = _bounded_int(0, 2**64 - 1)
+"""argparse type: a seed, 0 .. 2^64 - 1 (what torch and numpy accept)."""
+port_int = _bounded_int(0, 65535)
+
+
+def _bounded_float(low: float, high: float = float("inf"), *, low_open: bool = True) -> Any:
+    """argparse type: a finite number above ``low`` (or at least ``low`` when not ``low_open``), at most ``high``."""
+    import math
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text[:40]!r}") from None
+        if not math.isfinite(value) or value > high or (value <= low if low_open else value < low):
+            side = "above" if low_open else "at least"
+            top = f" and at most {high:g}" if math.isfinite(high) else ""
+            raise argparse.ArgumentTypeError(f"must be a finite number {side} {low:g}{top}, got {text[:40]}")
+        return value
+    parse.__name__ = "float"
+    return parse
+
+
+positive_finite_float = _bounded_float(0.0)
+"""argparse type: a finite number > 0."""
+non_negative_finite_float = _bounded_float(0.0, low_open=False)
+"""argparse type: a finite number >= 0."""
+probability = _bounded_float(0.0, 1.0)
+"""argparse type: a number in (0, 1]."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -472,15 +559,15 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["vtg-it", "charades", "qvhighlights", "youcook2", "activitynet", "didemo"],
                    help="annotation format (default: detected)")
     p.add_argument("--reader", default="auto", choices=["auto", "decord", "pyav"])
-    p.add_argument("--workers", type=int, default=0, help="parallel video checks (default: CPUs, at most 8)")
+    p.add_argument("--workers", type=non_negative_int, default=0, help="parallel video checks (default: CPUs, at most 8)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_data_check)
     p = data.add_parser("synth", help="write the VTG-Synth benchmark (videos, training and evaluation files)")
     p.add_argument("out_dir")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--train", type=int, default=200, help="training videos (default 200)")
-    p.add_argument("--val", type=int, default=50, help="evaluation videos (default 50)")
-    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+    p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--train", type=positive_int, default=200, help="training videos (default 200)")
+    p.add_argument("--val", type=positive_int, default=50, help="evaluation videos (default 50)")
+    p.add_argument("--workers", type=positive_int, default=min(4, os.cpu_count() or 1),
                    help="processes writing videos (default: up to 4, one per core); the files do not depend on it")
     p.set_defaults(func=cmd_data_synth)
     p = data.add_parser("pretrain-encoder",
@@ -489,14 +576,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="recipe overrides: key=value, group=option or ~key")
     p.add_argument("--recipe", default="recipes/vtgllm/synth_tiny.yaml", help="recipe whose model.encoder is built")
     p.add_argument("--out", default=None, help="safetensors file (default: SYNTH_DIR/encoder.safetensors)")
-    p.add_argument("--steps", type=int, default=600, help="optimiser steps (default 600)")
+    p.add_argument("--steps", type=positive_int, default=600, help="optimiser steps (default 600)")
     p.set_defaults(func=cmd_data_pretrain_encoder)
     p = data.add_parser("convert", help="turn a data set's own annotations into VTG-IT training items")
     p.add_argument("--from", dest="source", required=True,
                    choices=["charades", "qvhighlights", "youcook2", "activitynet", "didemo"])
     p.add_argument("src", nargs="+", help="the source annotation file(s)")
     p.add_argument("out", help="output JSON file")
-    p.add_argument("--seed", type=int, default=0, help="seed of the prompt choice")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the prompt choice")
     p.add_argument("--prompt-version", default="v1")
     p.set_defaults(func=cmd_data_convert)
 
@@ -531,6 +618,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video-root", default=None, help="folder relative video paths are resolved against")
     p.add_argument("--launcher", default="none", choices=["none", "pytorch", "slurm", "mpi"],
                    help="distributed launcher (pytorch: under torchrun)")
+    _add_trust_flag(p)
     p.set_defaults(func=cmd_train)
 
     cache = sub.add_parser("cache", help="precompute caches").add_subparsers(dest="cache_command", required=True)
@@ -539,6 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="key=value, group=option or ~key")
     p.add_argument("--split", default="all", choices=["train", "val", "all"])
     p.add_argument("--video-root", default=None, help="folder relative video paths are resolved against")
+    _add_trust_flag(p)
     p.set_defaults(func=cmd_cache_features)
 
     p = sub.add_parser("metrics", help="score prediction files in the original VTG-LLM formats")
@@ -556,14 +645,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="val", choices=["val", "test"], help="recipe data.val or data.test sets")
     p.add_argument("--out", default=None, help="output folder (default: <checkpoint>/eval_<split>, or <work_dir>/eval_<split> without a checkpoint)")
     p.add_argument("--video-root", default=None, help="folder relative video paths are resolved against")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--num-workers", type=_non_negative, default=0,
                    help="data loader processes that decode the next batch's videos during generation (default 0)")
-    p.add_argument("--max-new-tokens", type=int, default=256)
-    p.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default)")
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N items")
-    p.add_argument("--legacy-parser", action="store_true", help="the original regex parsers (parity studies)")
+    p.add_argument("--max-new-tokens", type=positive_int, default=None, help="default: the recipe's eval.max_new_tokens")
+    p.add_argument("--temperature", type=non_negative_finite_float, default=None,
+                   help="0: greedy (default: the recipe's eval.temperature)")
+    p.add_argument("--top-p", type=probability, default=None, help="default: the recipe's eval.top_p")
+    p.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N items")
+    p.add_argument("--legacy-parser", action=argparse.BooleanOptionalAction, default=None,
+                   help="the original regex parsers on its decoded text (default: the recipe's eval.legacy_parser)")
+    _add_trust_flag(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("ground", help="ask a trained model when something happens in your own video",
@@ -580,9 +672,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object: windows, text, task, video, duration, ...")
     p.add_argument("--verbose", action="store_true", help="also print the raw generated text and the parser's notes")
     p.add_argument("--device", default="auto", help="auto (CUDA, then NPU, else CPU), cpu, cuda[:N], npu[:N]")
-    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--max-new-tokens", type=positive_int, default=256)
     p.add_argument("--random-weights", action="store_true",
                    help="allow --recipe without --checkpoint (random weights: smoke tests only)")
+    _add_trust_flag(p)
     p.set_defaults(func=cmd_ground, overrides=[])  # recipe overrides (key=value) may follow the options
 
     p = sub.add_parser("demo", help="serve a local web page to ground your own videos (needs the demo extra: gradio)")
@@ -591,23 +684,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None, help="a checkpoint folder, or a run folder for its last one")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
-    p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--max-upload-mb", type=float, default=200.0, help="largest upload in MB (default 200)")
-    p.add_argument("--max-duration", type=float, default=3600.0, help="longest video in seconds (default 3600)")
+    p.add_argument("--port", type=port_int, default=7860)
+    p.add_argument("--max-upload-mb", type=positive_finite_float, default=200.0, help="largest upload in MB (default 200)")
+    p.add_argument("--max-duration", type=positive_finite_float, default=3600.0,
+                   help="longest video in seconds (default 3600)")
     p.add_argument("--device", default="auto", help="auto (CUDA, then NPU, else CPU), cpu, cuda[:N], npu[:N]")
-    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--max-new-tokens", type=positive_int, default=256)
+    _add_trust_flag(p)
     p.set_defaults(func=cmd_demo, overrides=[])  # recipe overrides (key=value) may follow the options
 
     p = sub.add_parser("run", help="the main job: VTG-Synth, train the tiny VTG-LLM, evaluate, compare with a baseline")
     p.add_argument("overrides", nargs="*", help="recipe overrides: key=value, group=option or ~key")
     p.add_argument("--recipe", default="recipes/vtgllm/synth_tiny.yaml")
     p.add_argument("--out", default="work_dirs/main", help="output folder (the run folder is OUT/run)")
-    p.add_argument("--seed", type=int, default=0, help="VTG-Synth seed")
-    p.add_argument("--train", type=int, default=None, help="training videos (default 1000)")
-    p.add_argument("--val", type=int, default=50, help="held-out videos")
-    p.add_argument("--pretrain-steps", type=int, default=None,
+    p.add_argument("--seed", type=seed_int, default=0, help="VTG-Synth seed")
+    p.add_argument("--train", type=positive_int, default=None, help="training videos (default 1000)")
+    p.add_argument("--val", type=positive_int, default=50, help="held-out videos")
+    p.add_argument("--pretrain-steps", type=non_negative_int, default=None,
                    help="encoder pre-training steps on VTG-Synth frames (default 600; 0 skips)")
-    p.add_argument("--plots", type=int, default=20, metavar="N",
+    p.add_argument("--plots", type=non_negative_int, default=20, metavar="N",
                    help="draw timelines of the first N moment-retrieval videos into RUN/plots (default 20; 0: none)")
     p.set_defaults(func=cmd_run)
 
@@ -622,12 +717,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train nothing: write results.csv/json/md and the charts from the finished runs "
                         "(after runs made by separate commands)")
     p.add_argument("--only", action="append", metavar="NAME", help="run only this variant (repeatable)")
-    p.add_argument("--seed", action="append", type=int, metavar="S", help="run only this seed (repeatable)")
+    p.add_argument("--seed", action="append", type=seed_int, metavar="S", help="run only this seed (repeatable)")
+    p.add_argument("--max-runs", type=positive_int, default=None, metavar="N",
+                   help="allow up to N runs (variants x seeds; default 1000, the limit that stops a grid from "
+                        "exploding)")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("plot", help="draw a run folder's timelines or a sweep folder's charts into DIR/plots")
     p.add_argument("folder", help="a run folder (vtg run: OUT/run) or a sweep folder (vtg sweep --out)")
-    p.add_argument("--limit", type=int, default=20, help="run folder: first N videos (default 20; 0: all)")
+    p.add_argument("--limit", type=non_negative_int, default=20, help="run folder: first N videos (default 20; 0: all)")
     p.add_argument("--metric", action="append", help="sweep folder: metric(s) to chart, e.g. moment_retrieval/R1@0.5 "
                    "(default: all)")
     p.set_defaults(func=cmd_plot)
@@ -644,7 +742,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("smoke", help="build a recipe's model and overfit one generated batch (no data needed)")
     p.add_argument("recipe")
     p.add_argument("overrides", nargs="*", help="key=value, group=option or ~key")
-    p.add_argument("--steps", type=int, default=20, help="optimisation steps (default 20)")
+    p.add_argument("--steps", type=positive_int, default=20, help="optimisation steps (default 20)")
     p.set_defaults(func=cmd_smoke)
     return parser
 
@@ -672,8 +770,11 @@ def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]) -
 
 
 def _one_line(message: str) -> str:
-    """``message`` on one line (an error message must never spread over several)."""
-    return " ".join(message.split()) or "unknown error"
+    """``message`` on one line (an error message must never spread over several), printable: text
+    that is not valid Unicode (lone surrogates, e.g. from undecodable bytes in a file name) is
+    written as ``\\udcff`` escapes instead of failing to print."""
+    line = " ".join(message.split()) or "unknown error"
+    return line.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -683,6 +784,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parse_args(parser, argv)
     set_quiet(args.quiet)
+    from vtgcore.utils.quiet import set_debug
+
+    set_debug(args.debug)  # known third-party log noise only with --debug
     if args.quiet:  # transformers' informational warnings too (read when it is first imported)
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     try:

@@ -92,6 +92,8 @@ class Grounding:
 
     def _lines(self) -> list[str]:
         if not self.windows:
+            if "beyond the duration" in self.note:  # the answer had a window, but after the video's end
+                return [f"  the answer's time window lies past the video's end ({self.duration:.1f} s)"]
             return ["  no time window in the answer"]
         return [f"  {k}. {_span(s, e)}" for k, (s, e) in enumerate(self.windows, start=1)]
 
@@ -345,7 +347,8 @@ def _run_recipe(folder: Path) -> tuple[Path, Path]:
 
 def load_pipeline(source: str | os.PathLike[str], checkpoint: str | os.PathLike[str] | None = None,
                   device: str = "auto", *, overrides: Sequence[str] = (), allow_random: bool = False,
-                  generation: Optional["GenerationConfig"] = None, batch_size: int = 8) -> Pipeline:
+                  generation: Optional["GenerationConfig"] = None, batch_size: int = 8,
+                  trust_remote_code: bool = False) -> Pipeline:
     """Load a model for grounding your own videos.
 
     Args:
@@ -362,6 +365,9 @@ def load_pipeline(source: str | os.PathLike[str], checkpoint: str | os.PathLike[
             (smoke tests only: the answers mean nothing).
         generation: decoding settings (default: greedy, at most 256 new tokens).
         batch_size: videos per generation batch.
+        trust_remote_code: allow the recipe's ``trust_remote_code: true`` (a model folder's own
+            Python code) to take effect. A run folder or checkpoint may come from anyone: the value
+            saved in it never turns code execution on by itself (``vtg ground --trust-remote-code``).
 
     Returns:
         The :class:`Pipeline`.
@@ -369,6 +375,7 @@ def load_pipeline(source: str | os.PathLike[str], checkpoint: str | os.PathLike[
     Raises:
         VTGError: the source or checkpoint is missing or not usable, or a recipe comes without a
             checkpoint and ``allow_random`` is False.
+        RecipeError: the recipe asks for a model folder's code and ``trust_remote_code`` is False.
     """
     from vtgcore.build import build_model
     from vtgcore.checkpoint import load_checkpoint, resolve_checkpoint
@@ -401,7 +408,7 @@ def load_pipeline(source: str | os.PathLike[str], checkpoint: str | os.PathLike[
                 spec.checkpoint = str(locate(spec.checkpoint, recipe_file.parent))
     if weights is not None:  # the trained weights replace the starting point: model.init_from is not needed
         recipe.model.init_from = None
-    model, processor = build_model(recipe, where=str(recipe_file))
+    model, processor = build_model(recipe, where=str(recipe_file), trust_remote_code=trust_remote_code)
     if weights is not None:
         load_checkpoint(model, weights)
     chosen = pick_device(device)

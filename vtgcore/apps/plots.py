@@ -26,9 +26,12 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+import yaml
+
 from vtgcore.errors import VTGError
 from vtgcore.utils.fileio import locate
 from vtgcore.vocab import EVAL_TASKS
+from vtgcore.utils.limits import json_problem, load_yaml, loads_json, yaml_problem
 
 CLIP_SECONDS = 2.0
 """Length of one saliency clip (QVHighlights and VTG-Synth: 2-second clips)."""
@@ -237,10 +240,12 @@ def sweep_chart(results: dict[str, Any] | Sequence[dict[str, Any]], metric: str,
 
 def _read_json(path: Path, what: str) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return loads_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise VTGError(f"{path}: {what} not found") from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except json.JSONDecodeError as exc:
+        raise VTGError(f"{path}: cannot read {what}: {json_problem(exc)}") from None
+    except (OSError, UnicodeDecodeError) as exc:
         raise VTGError(f"{path}: cannot read {what}: {exc}") from None
 
 
@@ -256,7 +261,10 @@ def latest_recipe(run_dir: Path) -> Optional[dict[str, Any]]:
             best, best_iter = recipe, it
     if best is None:
         return None
-    return OmegaConf.to_container(OmegaConf.load(best), resolve=False)
+    try:
+        return OmegaConf.to_container(OmegaConf.create(load_yaml(best.read_text(encoding="utf-8")) or {}), resolve=False)
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+        raise VTGError(f"{best}: cannot read the run's recipe: {yaml_problem(exc)}") from None
 
 
 def frame_times(video: Path, num_frames: int, sampling: str = "uniform", reader: str = "auto") -> list[float]:

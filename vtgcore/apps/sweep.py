@@ -45,6 +45,7 @@ import yaml
 from vtgcore.errors import VTGError
 from vtgcore.eval.aggregate import mean_std, summarize  # noqa: F401  (re-exported for callers)
 from vtgcore.utils.fileio import atomic_write_text
+from vtgcore.utils.limits import MAX_SWEEP_RUNS, load_yaml, loads_json, short, yaml_problem
 from vtgcore.apps.main_job import N_TRAIN, PLOT_VIDEOS, PRETRAIN_STEPS
 from vtgcore.vocab import METRIC_KEYS
 
@@ -145,7 +146,7 @@ def _strings(value: Any, where: str) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise SweepError(f"{where} must be a list of overrides (strings like key=value), got {value!r}")
+        raise SweepError(f"{where} must be a list of overrides (strings like key=value), got {short(value)}")
     return list(value)
 
 
@@ -164,7 +165,7 @@ def _name_part(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]", "_", override_value(value).replace(",", "+"))
 
 
-def expand_grid(grid: dict[str, Sequence[Any]], where: str = "grid") -> list[Variant]:
+def expand_grid(grid: dict[str, Sequence[Any]], where: str = "grid", max_runs: int = MAX_SWEEP_RUNS) -> list[Variant]:
     """The cartesian product of ``grid`` (key -> values), in key order then value order.
 
     A variant is named ``short=value`` joined by ``,``; ``short`` is the key's last dotted part
@@ -178,7 +179,16 @@ def expand_grid(grid: dict[str, Sequence[Any]], where: str = "grid") -> list[Var
     keys = [str(k) for k in grid]
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
-            raise SweepError(f"{where}.{key} must be a non-empty list of values, got {values!r}")
+            raise SweepError(f"{where}.{key} must be a non-empty list of values, got {short(values)}")
+    count = 1
+    for values in grid.values():  # counted before anything is built: ten keys of ten values are 10^10
+        count *= len(values)
+        if count > max_runs:
+            total = 1
+            for v in grid.values():
+                total *= len(v)
+            raise SweepError(f"{where} makes {total:.3g} variants, more than the limit of {max_runs} "
+                             f"(vtg sweep --max-runs raises it)")
     shorts = [k.rsplit(".", 1)[-1] for k in keys]
     shorts = [k if shorts.count(s) > 1 else s for k, s in zip(keys, shorts)]
     variants = []
@@ -206,8 +216,9 @@ def _find_base(base: Any, sweep_path: Path) -> Path:
     return resolve_recipe_path(path)  # unchanged when not shipped: load_recipe names it in its error
 
 
-def load_sweep(path: str | Path) -> Sweep:
-    """Read and check a sweep file.
+def load_sweep(path: str | Path, max_runs: int = MAX_SWEEP_RUNS) -> Sweep:
+    """Read and check a sweep file (at most ``max_runs`` variants x seeds; YAML read within the
+    limits of :mod:`vtgcore.utils.limits`).
 
     Raises:
         SweepError: unknown keys, missing ``base`` or ``seeds``, both or neither of ``variants``
@@ -217,11 +228,11 @@ def load_sweep(path: str | Path) -> Sweep:
 
     path = resolve_recipe_path(path)  # a shipped sweep by name too: sweeps/synth_ablations
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SweepError(f"{path}: sweep file not found") from None
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise SweepError(f"{path}: not a readable YAML file: {str(exc).strip().splitlines()[0]}") from None
+    except (OSError, yaml.YAMLError, UnicodeDecodeError, ValueError) as exc:
+        raise SweepError(f"{path}: not a readable YAML file: {yaml_problem(exc)}") from None
     if not isinstance(raw, dict):
         raise SweepError(f"{path}: a sweep file is a YAML mapping with base, seeds and variants (or grid)")
     unknown = sorted(set(raw) - set(SWEEP_KEYS))
@@ -233,20 +244,23 @@ def load_sweep(path: str | Path) -> Sweep:
     seeds = raw.get("seeds", [0])
     if (not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
             or len(set(seeds)) != len(seeds)):
-        raise SweepError(f"{path}: 'seeds' must be a non-empty list of distinct integers, got {seeds!r}")
+        raise SweepError(f"{path}: 'seeds' must be a non-empty list of distinct integers, got {short(seeds)}")
     if ("variants" in raw) == ("grid" in raw):
         raise SweepError(f"{path}: give either 'variants' (name -> overrides) or 'grid' (key -> values), not "
                          f"{'both' if 'variants' in raw else 'neither'}")
     if "variants" in raw:
         if not isinstance(raw["variants"], dict) or not raw["variants"]:
             raise SweepError(f"{path}: 'variants' must be a non-empty mapping name -> list of overrides")
+        if len(raw["variants"]) * len(seeds) > max_runs:
+            raise SweepError(f"{path}: {len(raw['variants'])} variants x {len(seeds)} seeds are more than the limit "
+                             f"of {max_runs} runs (vtg sweep --max-runs raises it)")
         variants = [Variant(str(name), _strings(ovr, f"{path}: variants.{name}")) for name, ovr in raw["variants"].items()]
     else:
-        variants = expand_grid(raw["grid"], f"{path}: grid")
+        variants = expand_grid(raw["grid"], f"{path}: grid", max(1, max_runs // len(seeds)))
     names = [v.name for v in variants]
     for name in names:
         if not NAME.match(name):
-            raise SweepError(f"{path}: variant name {name!r} must start with a letter or digit and hold only "
+            raise SweepError(f"{path}: variant name {short(name)} must start with a letter or digit and hold only "
                              f"letters, digits and . _ = , + -")
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -260,7 +274,7 @@ def load_sweep(path: str | Path) -> Sweep:
                          f"{', '.join(MAIN_JOB_DEFAULTS)}")
     for key, value in settings.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise SweepError(f"{path}: main_job.{key} must be an integer >= 0, got {value!r}")
+            raise SweepError(f"{path}: main_job.{key} must be an integer >= 0, got {short(value)}")
     return Sweep(path=path, base=base, common=_strings(raw.get("common"), f"{path}: common"), seeds=list(seeds),
                  variants=variants, main_job={**MAIN_JOB_DEFAULTS, **settings},
                  description=str(raw.get("description") or ""))
@@ -287,8 +301,8 @@ def job_folder(out: Path, variant: str, seed: int) -> Path:
 
 def _read_meta(folder: Path) -> dict[str, Any]:
     try:
-        meta = json.loads((folder / "variant.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        meta = loads_json((folder / "variant.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return {}
     return meta if isinstance(meta, dict) else {}
 
@@ -372,14 +386,14 @@ def plan(sweep: Sweep, out: str | Path, *, only: Optional[Sequence[str]] = None,
     return jobs
 
 
-def validate_sweep(path: str | Path, overrides: Sequence[str] = ()) -> list[Job]:
+def validate_sweep(path: str | Path, overrides: Sequence[str] = (), max_runs: int = MAX_SWEEP_RUNS) -> list[Job]:
     """Resolve every variant x seed of a sweep file (``overrides`` after its ``common``) without
     training; the jobs.
 
     Raises:
         SweepError: the file is malformed or a variant does not resolve (the first ones named).
     """
-    sweep = load_sweep(path)
+    sweep = load_sweep(path, max_runs)
     sweep.common = [*sweep.common, *overrides]
     jobs = plan(sweep, default_out(path))
     bad = [j for j in jobs if j.state == "invalid"]
@@ -468,8 +482,10 @@ def collect(sweep: Sweep, out: str | Path, jobs: Sequence[Job]) -> dict[str, Any
                                "error": job.error or "", "log": "", "run_dir": str(job.run_dir)}
         if job.state == "finished":
             try:
-                metrics = json.loads((job.run_dir / "metrics.json").read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError) as exc:
+                metrics = loads_json((job.run_dir / "metrics.json").read_text(encoding="utf-8"))
+                if not isinstance(metrics, dict):
+                    raise json.JSONDecodeError("not a JSON object", "", 0)
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
                 row.update(status="failed", error=f"unreadable metrics.json: {_one_line(exc)}")
             else:
                 row["seconds"] = metrics.get("wall_seconds", meta.get("seconds"))
@@ -601,7 +617,7 @@ def run_sweep(sweep: Sweep, out: str | Path, *, only: Optional[Sequence[str]] = 
 def command(sweep_file: str | Path, *, out: str | Path | None = None, launcher: str = "none",
             dry_run: bool = False, only: Optional[Sequence[str]] = None, seeds: Optional[Sequence[int]] = None,
             collect_only: bool = False, echo: Callable[[str], Any] = print, note: Callable[[str], Any] = print,
-            progress: Optional[Callable[[str], Any]] = None) -> int:
+            progress: Optional[Callable[[str], Any]] = None, max_runs: int = MAX_SWEEP_RUNS) -> int:
     """``vtg sweep``: returns the exit status (1 when a variant failed or does not resolve).
 
     ``echo`` gets the commands (``--launcher print``) and the progress; ``note`` the notes and the
@@ -610,7 +626,7 @@ def command(sweep_file: str | Path, *, out: str | Path | None = None, launcher: 
     (default: ``echo``) gets the lines of the runs as they train and evaluate (each run's
     ``sweep.log`` keeps them either way).
     """
-    sweep = load_sweep(sweep_file)
+    sweep = load_sweep(sweep_file, max_runs)
     out = Path(out) if out is not None else default_out(sweep_file)
     if collect_only:
         jobs = plan(sweep, out)

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vtgcore.errors import CheckpointError
 from vtgcore.utils.fileio import atomic_write_bytes, atomic_write_text
+from vtgcore.utils.limits import json_problem, loads_json
 
 WEIGHTS = "model.safetensors"
 RECIPE = "recipe.yaml"
@@ -126,7 +127,7 @@ def unreadable_file(folder: Path, files: Sequence[str] = (WEIGHTS,)) -> Optional
             if path.stat().st_size == 0:
                 return name, "empty"
             if name.endswith(".json"):
-                json.loads(path.read_text(encoding="utf-8"))
+                loads_json(path.read_text(encoding="utf-8"))
             elif name.endswith(".safetensors"):
                 with safe_open(str(path), framework="pt"):
                     pass
@@ -233,6 +234,11 @@ def load_checkpoint(model: torch.nn.Module, directory: str | Path) -> dict[str, 
     if not manifest_path.is_file():
         return {}
     try:
-        return json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        manifest = loads_json(manifest_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{manifest_path}: unreadable checkpoint manifest ({json_problem(exc)})") from None
+    except (OSError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{manifest_path}: unreadable checkpoint manifest ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise CheckpointError(f"{manifest_path}: unreadable checkpoint manifest (not a JSON object)")
+    return manifest

@@ -24,10 +24,13 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from vtgcore.config.runner_section import check_recipe_objects, check_runner_values
-from vtgcore.config.schema import CHAT_TEMPLATES, FRAME_TIMES, READERS, SAMPLINGS, TRAINABLE, Recipe
+from vtgcore.ranges import declared_ranges
+from vtgcore.config.schema import (CHAT_TEMPLATES, FRAME_TIMES, READERS, SAMPLINGS, TRAINABLE, DataSpec, EvalSpec,
+                                   LoraSpec, ModelSpec, Recipe)
 from vtgcore.config.train_data import check_train_data
 from vtgcore.errors import RecipeError, VTGError
 from vtgcore.hookspecs import KINDS
+from vtgcore.utils.limits import MAX_DEFAULTS_DEPTH, load_yaml, short, surrogate_field, yaml_problem
 
 GROUPS: dict[str, str] = {**{kind: f"model.{kind}" for kind in KINDS}, "data": "data", "runtime": "runner"}
 """Config group -> the node its component files land at."""
@@ -92,10 +95,15 @@ def _read_yaml(path: Path) -> DictConfig:
     if not path.is_file():
         raise RecipeError(f"{path}: recipe file not found")
     try:
-        cfg = OmegaConf.load(path)
-    except (yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RecipeError(f"{path}: not valid YAML: {first}") from None
+        raw = load_yaml(path.read_text(encoding="utf-8"))  # the limits of vtgcore.utils.limits
+        bad = surrogate_field(raw)
+        if bad is not None:
+            raise RecipeError(f"{path}: {bad}: not valid Unicode (a lone surrogate such as \\ud800)")
+        cfg = None if raw is None else OmegaConf.create(raw) if isinstance(raw, (dict, list)) else raw
+    except (yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError, ValueError) as exc:
+        raise RecipeError(f"{path}: not valid YAML: {yaml_problem(exc)}") from None
+    except OSError as exc:
+        raise RecipeError(f"{path}: cannot read: {exc.strerror or type(exc).__name__}") from None
     if cfg is None or not isinstance(cfg, DictConfig):
         raise RecipeError(f"{path}: a recipe must be a YAML mapping, got {type(cfg).__name__}")
     return cfg
@@ -157,6 +165,9 @@ def _compose(path: Path, root: Path, chain: tuple[Path, ...]) -> DictConfig:
     if path in chain:
         cycle = " -> ".join(str(p) for p in (*chain, path))
         raise RecipeError(f"{path}: circular defaults: {cycle}")
+    if len(chain) >= MAX_DEFAULTS_DEPTH:
+        raise RecipeError(f"{chain[0]}: the defaults chain is deeper than {MAX_DEFAULTS_DEPTH} files "
+                          f"(at {path})")
     raw = _read_yaml(path)
     defaults = raw.pop("defaults", None) or []
     if not isinstance(defaults, Iterable) or isinstance(defaults, (str, DictConfig)):
@@ -250,11 +261,27 @@ def check_schema(cfg: DictConfig, where: str, partial: bool = False) -> DictConf
     return merged
 
 
+def _check_ranges(merged: DictConfig, where: str) -> None:
+    """The schema's declared ranges (:mod:`vtgcore.ranges`): ``data.num_frames >= 1``, ``seed``
+    in [0, 2^64 - 1], LoRA ``r >= 1`` ..."""
+    nodes = [(merged, Recipe, ""), (merged.data, DataSpec, "data."), (merged.model, ModelSpec, "model."),
+             (merged.eval, EvalSpec, "eval.")]
+    nodes += [(merged.model[kind].lora, LoraSpec, f"model.{kind}.lora.") for kind in KINDS]
+    for node, cls, prefix in nodes:
+        for name, allowed in declared_ranges(cls).items():
+            if name not in node or OmegaConf.is_missing(node, name):
+                continue
+            problem = allowed.problem(node[name])
+            if problem:
+                raise RecipeError(f"{where}: {prefix}{name} {problem}")
+
+
 def _check_values(merged: DictConfig, where: str, partial: bool) -> None:
     if not partial:
         missing = sorted(OmegaConf.missing_keys(merged))
         if missing:
             raise RecipeError(f"{where}: required key(s) not set: {', '.join(missing)}")
+    _check_ranges(merged, where)
     for kind in KINDS:
         value = merged.model[kind].trainable
         if value not in TRAINABLE:
@@ -271,7 +298,7 @@ def _check_values(merged: DictConfig, where: str, partial: bool) -> None:
 def apply_overrides(cfg: DictConfig, overrides: Sequence[str], root: Path) -> DictConfig:
     """Apply command-line overrides (see the module docstring) in order."""
     for item in overrides:
-        where = f"override {item!r}"
+        where = f"override {short(item, 120)}"  # never the whole of a huge override
         if item.startswith("~"):
             dotted = item[1:]
             parent_key, _, leaf = dotted.rpartition(".")
@@ -289,8 +316,11 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str], root: Path) -> Di
             _set(cfg, GROUPS[key], load_component(root, key, value.strip(), where))
             continue
         try:
+            load_yaml(value)  # the limits of vtgcore.utils.limits (nesting, aliases) before omegaconf parses it
             parsed = OmegaConf.from_dotlist([f"{key}={value}"])
-        except (OmegaConfBaseException, yaml.YAMLError, LookupError, ValueError, TypeError) as exc:
+        except yaml.YAMLError as exc:
+            raise RecipeError(f"{where}: cannot parse this override: {yaml_problem(exc)}") from None
+        except (OmegaConfBaseException, LookupError, ValueError, TypeError, RecursionError) as exc:
             # a malformed key ("[") or a value that is not YAML ("[", control characters)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise RecipeError(f"{where}: cannot parse this override: {first}") from None

@@ -46,8 +46,15 @@ RUNNER_PASSTHROUGH = (
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 """``runner.precision``: ``auto`` is bf16 autocast where the device supports it (default)."""
 
-STRATEGIES = ("ddp", "fsdp")
-"""``runner.strategy`` (default ``ddp``); DeepSpeed would need mmengine's FlexibleRunner."""
+STRATEGIES = ("ddp",)
+"""``runner.strategy`` (default ``ddp``); DeepSpeed would need mmengine's FlexibleRunner, and FSDP
+is refused (:data:`FSDP_REFUSAL`) until its checkpoints hold the full weights."""
+
+FSDP_REFUSAL = ("FSDP is refused until its checkpoints save the full weights: the checkpoint hook saves "
+                "the parameters rank 0 holds, which under FSDP are shards that cannot be loaded or resumed; "
+                "use runner.strategy: ddp (memory levers: gradient checkpointing, bf16, the feature cache; "
+                "docs/training.md)")
+"""Why ``runner.strategy: fsdp`` (or an FSDP ``model_wrapper_cfg``) is refused (issue 20, item 7)."""
 
 POSITIVE_INT_KEYS = ("accumulate", "global_batch_size", "optimizer_steps", "checkpoint_interval", "log_interval")
 """``runner`` keys that are positive integers."""
@@ -135,6 +142,12 @@ def check_runner_values(runner: Mapping[str, Any] | None, where: str) -> None:
     def bad(key: str, value: Any, allowed: str) -> RecipeError:
         return RecipeError(f"{where}: runner.{key} is {_show(value)}; allowed: {allowed}")
 
+    wrapper = runner.get("model_wrapper_cfg")
+    wrapper_type = str(wrapper.get("type", "")) if isinstance(wrapper, dict) else ""
+    if str(runner.get("strategy", "")).lower() == "fsdp" or "fullysharded" in wrapper_type.lower():
+        key = "strategy" if str(runner.get("strategy", "")).lower() == "fsdp" else "model_wrapper_cfg.type"
+        value = runner["strategy"] if key == "strategy" else wrapper_type
+        raise RecipeError(f"{where}: runner.{key} is {_show(value)}; {FSDP_REFUSAL}")
     for key, choices in (("precision", PRECISIONS), ("strategy", STRATEGIES)):
         if key in runner and runner[key] not in choices:
             note = (" (DeepSpeed runs through mmengine's FlexibleRunner, not wired yet)"
@@ -165,3 +178,34 @@ def check_runner_values(runner: Mapping[str, Any] | None, where: str) -> None:
             raise bad("train_cfg.max_iters", value, "a positive integer (or leave it out and set runner.optimizer_steps)")
         if value is not None and not (_is_int(value) and value >= 1):
             raise bad("train_cfg.max_iters", value, "a positive integer")
+    _check_optimizer(runner, where)
+
+
+OPTIMIZER_RANGES = {"lr": "a finite number > 0", "weight_decay": "a finite number >= 0",
+                    "eps": "a finite number > 0", "momentum": "a finite number >= 0"}
+"""Optimizer settings checked before mmengine builds the optimizer (torch's own errors are tracebacks)."""
+
+
+def _check_optimizer(runner: Mapping[str, Any], where: str) -> None:
+    """``runner.optim_wrapper.optimizer``'s ``lr`` (finite, > 0, a number), ``weight_decay``, ``eps``
+    and ``momentum`` (finite, >= 0) and the wrapper's ``clip_grad.max_norm`` (finite, > 0)."""
+    import math
+
+    wrapper = runner.get("optim_wrapper")
+    if not isinstance(wrapper, Mapping):
+        return
+    checks: list[tuple[str, Any, bool]] = []  # (key, value, zero allowed)
+    optimizer = wrapper.get("optimizer")
+    if isinstance(optimizer, Mapping):
+        for key in OPTIMIZER_RANGES:
+            if key in optimizer:
+                checks.append((f"optim_wrapper.optimizer.{key}", optimizer[key], key in ("weight_decay", "momentum")))
+    clip = wrapper.get("clip_grad")
+    if isinstance(clip, Mapping) and "max_norm" in clip:
+        checks.append(("optim_wrapper.clip_grad.max_norm", clip["max_norm"], False))
+    for key, value, zero_ok in checks:
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+            shown = _show(value) if not isinstance(value, (list, dict)) else type(value).__name__
+            raise RecipeError(f"{where}: runner.{key} is {shown}; allowed: a finite number "
+                              f"{'>= 0' if zero_ok else '> 0'}")

@@ -1,5 +1,8 @@
 """The recipe schema. Plugin ``params`` are free here and checked against each plugin's own
-config dataclass by :func:`vtgcore.config.loader.validate_plugins`."""
+config dataclass by :func:`vtgcore.config.loader.validate_plugins`.
+
+Numeric fields declare their allowed range (:func:`vtgcore.ranges.in_range`); the loader
+enforces it, so ``vtg recipe validate`` refuses what a run would die on."""
 
 from __future__ import annotations
 
@@ -8,10 +11,11 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
+from vtgcore.ranges import SEED_MAX, in_range
 from vtgcore.processor import PromptConfig
 
 TRAINABLE = ("full", "frozen", "lora")
-SAMPLINGS = ("uniform", "random_per_segment", "random_per_segment_legacy")
+SAMPLINGS = ("uniform", "uniform_vtgllm", "random_per_segment", "random_per_segment_legacy")
 READERS = ("decord", "pyav", "auto")
 FRAME_TIMES = ("container", "vtgllm")
 CHAT_TEMPLATES = ("llama2", "tokenizer")
@@ -29,9 +33,9 @@ class LoraSpec:
         extra_trainable: base parameter name substrings trained in full beside the adapters.
     """
 
-    r: int = 32
-    alpha: int = 32
-    dropout: float = 0.1
+    r: int = in_range(32, low=1)
+    alpha: int = in_range(32, low=0, low_open=True)
+    dropout: float = in_range(0.1, low=0.0, high=1.0, high_open=True)
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
     extra_trainable: list[str] = field(default_factory=list)
 
@@ -82,7 +86,7 @@ class ModelSpec:
     projector: PluginSpec = field(default_factory=lambda: PluginSpec(name="linear"))
     llm: PluginSpec = field(default_factory=PluginSpec)
     video_token: str = "<video>"
-    encoder_chunk_size: int = 0
+    encoder_chunk_size: int = in_range(0, low=0)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     init_from: Optional[str] = None
 
@@ -94,7 +98,9 @@ class DataSpec:
     Attributes:
         num_frames: frames sampled per video (96 in the paper).
         train_sampling: frame sampling for training.
-        eval_sampling: frame sampling for evaluation.
+        eval_sampling: frame sampling for evaluation (``uniform``, or ``uniform_vtgllm``: the
+            original's float computation of the same indices, one frame earlier for a few video
+            lengths; :func:`vtgcore.data.video.sample_indices`).
         reader: video reader (``auto``: decord when installed, else PyAV).
         frame_times: the seconds of each sampled frame, in the prompt and for the time embedding:
             ``container`` (its presentation time) or ``vtgllm`` (the original's
@@ -106,7 +112,7 @@ class DataSpec:
         test: test sets, same layout as ``val``.
     """
 
-    num_frames: int = 96
+    num_frames: int = in_range(96, low=1, high=100_000)
     train_sampling: str = "random_per_segment"
     eval_sampling: str = "uniform"
     reader: str = "auto"
@@ -116,6 +122,27 @@ class DataSpec:
     train: dict[str, Any] = field(default_factory=dict)
     val: dict[str, Any] = field(default_factory=dict)
     test: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EvalSpec:
+    """How ``vtg eval`` generates and parses (its flags override these; ``vtg run`` uses its own).
+
+    The defaults are vtgcore's (greedy, robust parsers); the paper's evaluation recipes set the
+    original's (``evaluate.py``: sampling at temperature 1.0, top-p 0.8, 512 new tokens, its regex
+    parsers on its decoded text).
+
+    Attributes:
+        temperature: sampling temperature; 0 is greedy decoding.
+        top_p: nucleus sampling mass (with a temperature above 0).
+        max_new_tokens: most tokens generated per answer.
+        legacy_parser: parse with the original's regex parsers (``vtg eval --legacy-parser``).
+    """
+
+    temperature: float = in_range(0.0, low=0.0)
+    top_p: float = in_range(1.0, low=0.0, high=1.0, low_open=True)
+    max_new_tokens: int = in_range(256, low=1)
+    legacy_parser: bool = False
 
 
 @dataclass
@@ -130,12 +157,14 @@ class Recipe:
         model: the model.
         data: the data.
         runner: mmengine Runner keyword arguments (train_cfg, optim_wrapper, hooks, ...).
+        eval: generation and parsing of ``vtg eval``.
     """
 
     experiment_name: str = MISSING
     description: str = ""
     work_dir: str = "work_dirs/${experiment_name}"
-    seed: int = 42
+    seed: int = in_range(42, low=0, high=SEED_MAX)
     model: ModelSpec = field(default_factory=ModelSpec)
     data: DataSpec = field(default_factory=DataSpec)
     runner: dict[str, Any] = field(default_factory=dict)
+    eval: EvalSpec = field(default_factory=EvalSpec)

@@ -30,7 +30,7 @@ from vtgcore.data.formats import (
 )
 from vtgcore.data.prompts import DEFAULT_VERSION, dvc_answer, hd_answer, mr_answer, train_prompt
 from vtgcore.errors import AnnotationError, VTGError
-from vtgcore.utils.fileio import atomic_write_text
+from vtgcore.utils.fileio import atomic_write_text, check_not_input, check_output_target
 
 __all__ = ["SOURCES", "convert", "write_json_atomic"]
 
@@ -110,11 +110,14 @@ def convert(source: str, src: Path | Sequence[Path], out: Path, *, seed: int = 0
     Raises:
         VTGError: unknown source (the message lists them) or prompt version.
         AnnotationError: a malformed input file, or inputs holding no item.
+        OutputError: ``out`` is one of the inputs (also through a link), or not a regular file.
     """
     if source not in _SOURCES:
         raise VTGError(f"unknown conversion source {source!r}; available: {', '.join(SOURCES)}")
     load, build = _SOURCES[source]
     paths = [Path(src)] if isinstance(src, (str, os.PathLike)) else [Path(p) for p in src]
+    check_not_input(out, paths, f"convert {source}")  # never overwrite the ground truth it reads
+    check_output_target(out)  # a device, FIFO or folder is refused before the work
     rng = random.Random(seed)
     items: list[dict] = []
     for path in paths:

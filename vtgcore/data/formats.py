@@ -27,6 +27,7 @@ from vtgcore.errors import AnnotationError, VTGError
 from vtgcore.utils.fileio import read_text
 from vtgcore.processor import TIME_MARK, time_mark
 from vtgcore.vocab import VTGLLM_TIME_TOKENS as TIME_TOKENS
+from vtgcore.utils.limits import check_duration, has_surrogates, json_problem, loads_json
 
 __all__ = [
     "EVAL_FORMATS", "EvalItem", "TrainItem", "detect_format", "load_activitynet", "load_charades",
@@ -187,9 +188,9 @@ def _read_text(path: str | Path) -> tuple[Path, str]:
 
 def _parse_json(path: Path, text: str) -> Any:
     try:
-        return json.loads(text)
+        return loads_json(text)
     except json.JSONDecodeError as err:
-        raise AnnotationError(f"{path}: invalid JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
+        raise AnnotationError(f"{path}: {json_problem(err)}") from None
 
 
 def _parse_jsonl(path: Path, text: str) -> list[tuple[int, Any]]:
@@ -198,9 +199,9 @@ def _parse_jsonl(path: Path, text: str) -> list[tuple[int, Any]]:
         if not line.strip():
             continue
         try:
-            rows.append((lineno, json.loads(line)))
+            rows.append((lineno, loads_json(line)))
         except json.JSONDecodeError as err:
-            raise AnnotationError(f"{path}: line {lineno}: invalid JSON at column {err.colno}: {err.msg}") from None
+            raise AnnotationError(f"{path}: line {lineno}: {json_problem(err).replace(' at line 1 column', ' at column')}") from None
     return rows
 
 
@@ -221,6 +222,8 @@ def _string(item: dict, key: str, where: _Where, *, allow_empty: bool = False) -
         raise where(key, f"must be a string, got {type(value).__name__} {_short(value)}")
     if not allow_empty and not value.strip():
         raise where(key, "must not be empty")
+    if has_surrogates(value):
+        raise where(key, "not valid Unicode (a lone surrogate such as \\ud800)")
     return value
 
 
@@ -237,6 +240,9 @@ def _seconds(value: Any, key: str, where: _Where) -> float:
     number = _number(value, key, where)
     if number < 0:
         raise where(key, f"negative time {number}")
+    too_long = check_duration(number, "time")
+    if too_long:
+        raise where(key, too_long)
     return number
 
 
@@ -244,6 +250,9 @@ def _duration(item: dict, key: str, where: _Where) -> float:
     number = _number(_get(item, key, where), key, where)
     if number <= 0:
         raise where(key, f"duration must be > 0 seconds, got {number}")
+    too_long = check_duration(number)
+    if too_long:
+        raise where(key, too_long)
     return number
 
 
@@ -618,11 +627,11 @@ def _detect_text(path: Path, text: str) -> tuple[str, Any]:
     if path.suffix.lower() == ".jsonl":
         return "qvhighlights", _parse_jsonl(path, text)
     try:
-        data = json.loads(text)
+        data = loads_json(text)
     except json.JSONDecodeError:
         first = next((line for line in text.splitlines() if line.strip()), "")
         try:
-            is_jsonl = isinstance(json.loads(first), dict)
+            is_jsonl = isinstance(loads_json(first), dict)
         except json.JSONDecodeError:
             is_jsonl = False
         if not is_jsonl:
@@ -722,7 +731,7 @@ def load_lenient(path: str | Path, fmt: str | None = None) -> tuple[str, list[An
     path, text = _read_text(path)
     if fmt is None:
         try:
-            data = json.loads(text)
+            data = loads_json(text)
         except json.JSONDecodeError:
             data = None
         is_vtg_it = isinstance(data, list) and data and isinstance(data[0], dict) and "QA" in data[0]

@@ -31,6 +31,7 @@ from typing import Any, Sequence
 from vtgcore.errors import VTGError
 from vtgcore.processor import time_mark
 from vtgcore.vocab import QUERY_TASKS, TASKS
+from vtgcore.utils.limits import json_problem, loads_json
 
 __all__ = [
     "DEFAULT_VERSION", "available_versions", "dvc_answer", "eval_prompt", "hd_answer",
@@ -78,9 +79,9 @@ def _load(task: str, version: str) -> dict:
     if not entry.is_file():
         raise VTGError(f"{where}: prompt version {version} has no templates for task {task}")
     try:
-        data = json.loads(entry.read_text(encoding="utf-8"))
+        data = loads_json(entry.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise VTGError(f"{where}: invalid JSON at line {err.lineno}: {err.msg}") from None
+        raise VTGError(f"{where}: {json_problem(err)}") from None
     if not isinstance(data, dict) or data.get("version") != version or data.get("task") != task:
         raise VTGError(f"{where}: must be an object with version {version!r} and task {task!r}")
     _check_template(task, data.get("eval"), f"{where} eval")

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from vtgcore.data.synth import COLOURS, GENERATOR_VERSION, SHAPES, SynthError, label_maps, plan_video
+from vtgcore.utils.limits import loads_json
 
 LABELS: tuple[str, ...] = tuple(COLOURS) + tuple(SHAPES)
 FULL_FRACTION = 0.25
@@ -38,7 +39,12 @@ def _meta(synth_dir: Path) -> dict[str, Any]:
     path = synth_dir / "meta.json"
     if not path.is_file():
         raise SynthError(f"{path}: not found; generate the benchmark first (vtg data synth {synth_dir})")
-    meta = json.loads(path.read_text())
+    try:
+        meta = loads_json(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SynthError(f"{path}: unreadable ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    if not isinstance(meta, dict):
+        raise SynthError(f"{path}: not a JSON object; regenerate the benchmark")
     if meta.get("generator") != GENERATOR_VERSION:
         raise SynthError(f"{path}: written by generator {meta.get('generator')!r}, this is {GENERATOR_VERSION!r}; "
                          "regenerate the benchmark")

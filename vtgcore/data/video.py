@@ -31,8 +31,9 @@ import torch
 
 from vtgcore.errors import VideoReadError
 from vtgcore.types import seconds_list  # noqa: F401  (times as Python floats; defined in the kernel)
+from vtgcore.utils.quiet import quiet_decord
 
-SAMPLING_MODES = ("uniform", "random_per_segment", "random_per_segment_legacy")
+SAMPLING_MODES = ("uniform", "uniform_vtgllm", "random_per_segment", "random_per_segment_legacy")
 READER_NAMES = ("decord", "pyav", "auto")
 FRAME_TIMES = ("container", "vtgllm")
 
@@ -146,6 +147,11 @@ def sample_indices(
 
     * ``uniform`` (evaluation): ``floor(i * vlen / n')`` for ``i < n'``, the original's formula;
       frame 0 is always taken and samples are not centred.
+    * ``uniform_vtgllm``: the original's own computation, ``np.arange(0, vlen, vlen / n').astype(int)``:
+      ``i * (vlen / n')`` in floats, truncated, which for some lengths lands one frame before the
+      exact ``floor(i * vlen / n')`` (145 of the lengths 96..19,999 at n = 96; at 208 frames
+      ``54 * (208 / 96)`` is 116.999..., index 116 instead of 117). Kept to replicate the
+      original's evaluation (``load_video(sampling="uniform")``).
     * ``random_per_segment`` (training): ``[0, vlen)`` is split into ``n'`` segments at the
       integer boundaries ``floor(k * vlen / n')``; one frame is drawn uniformly from each
       segment, the segment's last frame included. Never raises, never repeats a frame.
@@ -177,6 +183,8 @@ def sample_indices(
         return []
     if mode == "uniform":
         return [i * num_video_frames // count for i in range(count)]
+    if mode == "uniform_vtgllm":
+        return [int(i) for i in np.arange(0, num_video_frames, num_video_frames / count).astype(int)]
     starts = torch.arange(count + 1, dtype=torch.int64) * num_video_frames // count
     if mode == "random_per_segment":
         return _pick_in_segments(starts, 0, generator)
@@ -384,12 +392,17 @@ class DecordReader(VideoReader):
         info = _stream_info(path, container, stream)
         container.close()
         decord = importlib.import_module("decord")
+        quiet_decord(decord)  # its FFmpeg log lines only with vtg --debug
         height, width = size if size is not None else (-1, -1)
         try:
             reader = decord.VideoReader(
                 os.fspath(path), ctx=decord.cpu(0), width=width, height=height, num_threads=self.num_threads
             )
         except Exception as error:  # decord raises DECORDError, RuntimeError or worse
+            try:  # PyAV's verdict on the same file, so both readers report it in the same words
+                _frame_index(path)
+            except VideoReadError as verdict:
+                raise verdict from None
             raise _fail(path, f"decord cannot read it: {_decord_message(error)}") from error
         _check_complete(path, len(reader), info.num_frames)
         return reader, info

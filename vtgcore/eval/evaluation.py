@@ -21,10 +21,11 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 from torch.utils.data import DataLoader
 
 from vtgcore.data.dataset import FrameConfig, VideoCollator, VideoConversationDataset
-from vtgcore.errors import DataError, VTGError
+from vtgcore.errors import AnnotationError, DataError, VTGError
 from vtgcore.utils.fileio import atomic_write_text, read_text, write_failure
 from vtgcore.eval.generate import GenerationConfig, generate_batch
 from vtgcore.vocab import EVAL_TASKS
+from vtgcore.utils.limits import loads_json
 
 
 @dataclass
@@ -52,7 +53,7 @@ def read_cache(path: Path) -> dict[str, dict[str, Any]]:
         return done
     for line in read_text(path, DataError, "generation cache").splitlines():
         try:
-            row = json.loads(line)
+            row = loads_json(line)
         except json.JSONDecodeError:
             continue
         if isinstance(row, dict) and "id" in row:
@@ -315,6 +316,9 @@ def evaluate_set(model: Any, processor: Any, eval_set: EvalSet, out_dir: str | P
 
     generation = generation or GenerationConfig()
     items = load_eval(eval_set.annotation, eval_set.format)
+    if not items:
+        raise AnnotationError(f"{eval_set.annotation}: no ground-truth queries to score (the file holds no "
+                              "annotations)")
     if limit is not None:
         items = items[:limit]
     folder = Path(out_dir) / EVAL_TASKS[eval_set.task]

@@ -21,8 +21,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vtgcore.errors import DataError, VTGError
+from vtgcore.errors import AnnotationError, DataError, VTGError
 from vtgcore.utils.fileio import read_text
+from vtgcore.utils.limits import JSONLimitError, json_problem, loads_json
 
 if TYPE_CHECKING:
     from vtgcore.eval.captioning import CaptionScorer
@@ -50,21 +51,20 @@ def _load_json(path: Path, *, allow_lines: bool = False) -> Any:
     """The JSON content of ``path``; with ``allow_lines``, a JSON-lines file gives the list of its lines."""
     text = _read_text(path)
     try:
-        return json.loads(text)
+        return loads_json(text)
     except json.JSONDecodeError as err:
-        if not allow_lines:
-            raise PredictionError(f"{path}: invalid JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
+        if not allow_lines or isinstance(err, JSONLimitError):
+            raise PredictionError(f"{path}: {json_problem(err)}") from None
         first_error = err
     rows = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         if line.strip():
             try:
-                rows.append(json.loads(line))
+                rows.append(loads_json(line))
             except json.JSONDecodeError as err:
                 if lineno == 1:
-                    raise PredictionError(f"{path}: invalid JSON at line {first_error.lineno} column "
-                                          f"{first_error.colno}: {first_error.msg}") from None
-                raise PredictionError(f"{path}: line {lineno}: invalid JSON at column {err.colno}: {err.msg}") from None
+                    raise PredictionError(f"{path}: {json_problem(first_error)}") from None
+                raise PredictionError(f"{path}: line {lineno}: {json_problem(err).replace(' at line 1 column', ' at column')}") from None
     return rows
 
 
@@ -225,6 +225,8 @@ def score_grounding(pred_path: str | Path, gt_path: str | Path) -> dict[str, Any
 
     preds = read_grounding_predictions(pred_path)
     items = load_charades(gt_path)
+    if not items:
+        raise AnnotationError(f"{gt_path}: no ground-truth queries to score (the file holds no annotations)")
     return grounding_metrics(preds, {item.id: item.windows[0] for item in items})
 
 
@@ -245,7 +247,10 @@ def score_highlights(pred_path: str | Path, gt_path: str | Path, *, drop_missing
     from vtgcore.eval.metrics import highlight_metrics
 
     preds = read_highlight_predictions(pred_path)
-    return highlight_metrics(preds, load_qvhighlights(gt_path), drop_missing=drop_missing)
+    items = load_qvhighlights(gt_path)
+    if not items:
+        raise AnnotationError(f"{gt_path}: no ground-truth queries to score (the file holds no annotations)")
+    return highlight_metrics(preds, items, drop_missing=drop_missing)
 
 
 def score_dense_captioning(pred_path: str | Path, gt_path: str | Path, *,

@@ -275,7 +275,9 @@ class VTGCheckpointHook(Hook):
 
         def read_json(name: str) -> Any:
             try:
-                return json.loads((path / name).read_text(encoding="utf-8"))
+                from vtgcore.utils.limits import loads_json
+
+                return loads_json((path / name).read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
                 raise CheckpointError(f"{path / name}: unreadable ({exc})") from None
 

@@ -91,12 +91,14 @@ class VTGModel(BaseModel):
         generation: :class:`vtgcore.eval.generate.GenerationConfig` fields for ``predict``.
         legacy_parser: parse predictions with the original regex parsers.
         init_cfg: mmengine init config (unused; weights come from plugins and checkpoints).
+        trust_remote_code: the caller allows the recipe's ``trust_remote_code: true``
+            (:func:`vtgcore.build.check_remote_code`; the recipe alone never turns it on).
     """
 
     def __init__(self, recipe: str | Path | DictConfig, overrides: Sequence[str] = (),
                  data_preprocessor: Optional[dict | BaseDataPreprocessor] = None,
                  generation: Optional[dict] = None, legacy_parser: bool = False,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None, *, trust_remote_code: bool = False) -> None:
         from vtgcore.build import build_model
         from vtgcore.config.loader import load_recipe
         from vtgcore.eval.generate import GenerationConfig
@@ -105,7 +107,7 @@ class VTGModel(BaseModel):
         if not isinstance(recipe, DictConfig):
             recipe = load_recipe(recipe, list(overrides))
         self.recipe = recipe
-        self.vtg, self.processor = build_model(recipe)
+        self.vtg, self.processor = build_model(recipe, trust_remote_code=trust_remote_code)
         self.data_preprocessor.processor = self.processor
         self.generation = GenerationConfig(**(generation or {}))
         self.legacy_parser = legacy_parser

@@ -15,7 +15,6 @@ from torch.utils.data import DataLoader
 from vtgcore.config.runner_section import PRECISIONS, STRATEGIES
 from vtgcore.errors import RecipeError
 from vtgcore.mm.batch import DEFAULT_BATCH_SIZE, apply_global_batch
-from vtgcore.vocab import PLUGIN_KINDS
 
 DEFAULT_OPTIM = {
     "type": "OptimWrapper",
@@ -223,7 +222,7 @@ def _unique_experiment_name(name: str) -> str:
 
 def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher: str = "none",
                  resume: bool | str = False, load_from: Optional[str] = None,
-                 video_root: Optional[str] = None, where: str = "") -> Any:
+                 video_root: Optional[str] = None, where: str = "", trust_remote_code: bool = False) -> Any:
     """Build the mmengine ``Runner`` for ``vtg train``.
 
     Args:
@@ -234,10 +233,13 @@ def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher
         load_from: a vtgcore checkpoint whose weights start the run (fine-tuning).
         video_root: overrides ``data.video_root``.
         where: the recipe file, named in errors (default: the experiment name).
+        trust_remote_code: the caller (``vtg train --trust-remote-code``) allows the recipe's
+            ``trust_remote_code: true``; without it such a recipe is refused before anything is built.
 
     Raises:
         RecipeError: the ``runner`` section names a key ``vtg train`` does not use or a ``type``
-            no registry holds (nothing is imported by name).
+            no registry holds (nothing is imported by name), or asks for a model folder's code
+            without ``trust_remote_code``.
     """
     import vtgcore.mm  # noqa: F401  (registers everything)
 
@@ -250,6 +252,9 @@ def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher
     work_dir = work_dir or recipe.work_dir
     runner_cfg: dict[str, Any] = OmegaConf.to_container(recipe.runner, resolve=True)
     where = where or recipe.experiment_name
+    from vtgcore.build import check_remote_code
+
+    remote_code = check_remote_code(recipe.model, trust_remote_code, where)  # before anything is built
     check_recipe_objects({"runner": runner_cfg}, where)
     check_runner_values(runner_cfg, where)  # as at load; the recipe may have been changed since
     check_registered_types(runner_cfg, where)  # before mmengine would import an unknown type by name
@@ -270,7 +275,7 @@ def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher
     schedule = runner_cfg.pop("param_scheduler", None) or default_schedule(
         train_cfg, warmup, optim.get("accumulative_counts", 1))
 
-    model = VTGModel(recipe)
+    model = VTGModel(recipe, trust_remote_code=trust_remote_code)
     if load_from:
         load_checkpoint(model.vtg, load_from)
     default_hooks = {
@@ -287,9 +292,7 @@ def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher
     env_cfg.update(runner_cfg.pop("env_cfg", {}) or {})
     wrapper = runner_cfg.pop("model_wrapper_cfg", None)
     strategy = runner_cfg.pop("strategy", "ddp")
-    if strategy == "fsdp":
-        wrapper = wrapper or {"type": "MMFullyShardedDataParallel"}
-    elif strategy not in STRATEGIES:
+    if strategy not in STRATEGIES:  # FSDP included: check_runner_values refused it above
         raise RecipeError(f"runner.strategy is {strategy!r}; allowed: {', '.join(STRATEGIES)} (DeepSpeed runs "
                           "through mmengine's FlexibleRunner, not wired yet)")
     if wrapper is None and launcher != "none" and not torch.cuda.is_available():
@@ -304,9 +307,8 @@ def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher
         cfg={"model_wrapper_cfg": wrapper} if wrapper else None, **runner_cfg)
     if derived:
         runner.logger.info("derived from the recipe: " + ", ".join(f"{k} {v}" for k, v in derived.items()))
-    for kind in PLUGIN_KINDS:
-        params = OmegaConf.to_container(recipe.model[kind].params, resolve=True) or {}
-        if params.get("trust_remote_code"):
-            runner.logger.warning(f"model.{kind}.params.trust_remote_code is true (set by the recipe): the Python "
-                                  f"code of {params.get('path') or 'its model folder'} was allowed to run")
+    for key in remote_code:
+        params = OmegaConf.select(recipe, key.rsplit(".", 1)[0]) or {}
+        runner.logger.warning(f"{key} is true (set by the recipe, allowed by --trust-remote-code): the Python "
+                              f"code of {params.get('path') or 'its model folder'} was allowed to run")
     return runner

@@ -362,6 +362,9 @@ def convert_video_llama(in_path: str | Path, out_dir: str | Path, recipe: Option
     if out_dir.exists() and not out_dir.is_dir():
         raise VTGError(f"convert video-llama: {out_dir} exists and is not a folder")
     recipe_path = Path(recipe) if recipe is not None else default_recipe()
+    from vtgcore.utils.fileio import check_not_input
+
+    check_not_input([out_dir / WEIGHTS, out_dir / MANIFEST], [in_path, recipe_path], "convert video-llama")
     loaded = load_recipe(recipe_path, overrides)
 
     say(f"hashing {in_path}")

@@ -409,6 +409,11 @@ def convert_vtgllm_original(in_path: str | Path, out_dir: str | Path, recipe: Op
     if not in_path.is_file():
         raise CheckpointError(f"VTG-LLM checkpoint {in_path}: file not found")
     recipe_path = Path(recipe) if recipe is not None else default_recipe()
+    from vtgcore.checkpoint import MANIFEST, PLUGINS, RECIPE, WEIGHTS
+    from vtgcore.utils.fileio import check_not_input
+
+    check_not_input([Path(out_dir) / name for name in (WEIGHTS, RECIPE, PLUGINS, MANIFEST)], [in_path, recipe_path],
+                    "convert vtgllm-original")
     loaded = load_recipe(recipe_path, overrides)
     build_recipe, changes = _build_recipe(loaded, interpolation)
 
