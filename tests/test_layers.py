@@ -24,9 +24,12 @@ MMENGINE_SCOPE = {"vtgcore.registry"}  # mmengine imports <default_scope>.regist
 SERVICES = ("vtgcore.config", "vtgcore.data", "vtgcore.eval", "vtgcore.mm", "vtgcore.checkpoint", "vtgcore.utils")
 APPS = "vtgcore.apps"
 TESTING = "vtgcore.testing"
-PLUGIN_SERVICES = {"vtgcore.checkpoint", "vtgcore.data.transforms", "vtgcore.data.tiny_tokenizers"}
-"""The services first-party plugins may use: safe weight loading, pixel normalisation, and the tiny
-in-memory tokenizers that stand in for real ones in tests and ``make run``."""
+PLUGIN_SERVICES = {"vtgcore.checkpoint", "vtgcore.data.transforms", "vtgcore.data.tiny_tokenizers",
+                   "vtgcore.eval.parsers", "vtgcore.eval.metrics"}
+"""The services first-party plugins may use: safe weight loading, pixel normalisation, the tiny
+in-memory tokenizers that stand in for real ones in tests and ``make run``, and the task parsers and
+metric functions (pure functions, no state or I/O): a reward plugin scores an answer exactly as
+evaluation parses and scores it, instead of keeping a second copy that could drift."""
 
 
 def _module_name(path: Path) -> str:

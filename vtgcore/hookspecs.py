@@ -1,4 +1,4 @@
-"""Hook specifications: the seven ways a plugin adds components to vtgcore.
+"""Hook specifications: the eight ways a plugin adds components to vtgcore.
 
 Every hook is called once per plugin as ``hook(register=register)``. ``register`` has the signature::
 
@@ -82,6 +82,17 @@ def vtg_register_llms(register: Register) -> None:
 
     Factory wiring: none. Contract: ``inputs_embeds (B, S, D) -> loss / logits (B, S, V)``, and
     ``generate`` returning only the new ids.
+    """
+
+
+@hookspec
+def vtg_register_rewards(register: Register) -> None:
+    """Register rewards (:class:`vtgcore.interfaces.Reward`), built by
+    :func:`vtgcore.build.build_reward`, not part of ``model:``.
+
+    Factory wiring: ``build_reward`` (``build_reward(spec) -> Reward``, builds a nested reward spec
+    ``{name, params}`` through the catalog; rewards that compose others use it, the others ignore
+    it). Contract: ``reward(item, answer_text, answer_ids, codec) -> float``, finite, never raises.
     """
 
 

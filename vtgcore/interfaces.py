@@ -1,4 +1,4 @@
-"""Abstract interfaces of the seven plugin kinds. They hold the contracts and no logic,
+"""Abstract interfaces of the eight plugin kinds. They hold the contracts and no logic,
 except the small defaults of optional members (documented in ``docs/plugin_hooks.md``).
 
 Shape notation: B batch, T frames, H = W image size, L tokens per frame, Dv encoder width,
@@ -305,3 +305,27 @@ class LanguageModel(nn.Module, abc.ABC):
     def apply_lora(self, r: int, alpha: int, dropout: float, target_modules: Sequence[str],
                    extra_trainable: Sequence[str] = ()) -> None:
         """Freeze the base weights and add trainable LoRA adapters."""
+
+
+class Reward(abc.ABC):
+    """Scores one generated answer against its item's ground truth (a plain object, not a module;
+    built by :func:`vtgcore.build.build_reward` with the wiring ``build_reward``)."""
+
+    @abc.abstractmethod
+    def reward(self, item: Any, answer_text: str, answer_ids: Sequence[int], codec: TimeCodec) -> float:
+        """The reward of one answer.
+
+        Args:
+            item: the item the answer is for, with the ground-truth fields of
+                :class:`vtgcore.data.formats.EvalItem` (``task``, ``duration``, ``windows``,
+                ``captions``, ``saliency``, ``clip_ids``), all in seconds.
+            answer_text: the answer as evaluation reads it: the generated ids rendered by
+                :func:`vtgcore.eval.generate.render_times`, so that every time was located by token
+                id with ``codec`` and is written as a decimal number of seconds.
+            answer_ids: the generated ids (only the new ones).
+            codec: the recipe's time codec.
+
+        Returns:
+            A finite float. Never raises on any answer: an empty, unparseable or garbage answer
+            scores what the reward gives to no prediction (0.0 for the first-party rewards).
+        """

@@ -14,8 +14,15 @@ PLUGIN_KINDS: dict[str, str] = {
     "compressor": "vtg_register_compressors",
     "projector": "vtg_register_projectors",
     "llm": "vtg_register_llms",
+    "reward": "vtg_register_rewards",
 }
-"""Plugin kind -> the hook that registers it (:mod:`vtgcore.hookspecs`), in data-flow order."""
+"""Plugin kind -> the hook that registers it (:mod:`vtgcore.hookspecs`), in data-flow order (the
+model's parts first, then the kinds that are not part of ``model:``)."""
+
+MODEL_KINDS: tuple[str, ...] = ("encoder", "time_embedding", "grounding", "time_codec", "compressor", "projector", "llm")
+"""The kinds that are parts of a recipe's ``model:`` (``model.<kind>: {name, params, ...}``), in
+data-flow order. Code that walks a recipe's components loops over these, not over
+:data:`PLUGIN_KINDS`, which also holds kinds that live elsewhere (``reward``)."""
 
 MODULE_KINDS: tuple[str, ...] = ("encoder", "time_embedding", "grounding", "compressor", "projector", "llm")
 """The kinds whose components are ``nn.Module`` s held by the model (a time codec is a plain object):
@@ -53,4 +60,4 @@ VTGLLM_TIME_TOKENS: tuple[str, ...] = tuple(
 """VTG-LLM's 11 absolute-time tokens, digits 0-9 then the dot: written by the
 ``absolute_time_tokens`` codec and found in VTG-IT annotation files."""
 
-__all__ = ["VTGLLM_TIME_TOKENS", "PLUGIN_KINDS", "MODULE_KINDS", "TASKS", "TASK_LABELS", "QUERY_TASKS", "EVAL_TASKS", "METRIC_KEYS"]
+__all__ = ["VTGLLM_TIME_TOKENS", "PLUGIN_KINDS", "MODEL_KINDS", "MODULE_KINDS", "TASKS", "TASK_LABELS", "QUERY_TASKS", "EVAL_TASKS", "METRIC_KEYS"]

@@ -35,7 +35,9 @@ class HFCausalLMConfig:
     Attributes:
         path: local folder of a transformers model (config + weights); None builds from model_config.
         model_config: in-memory config (``model_type`` plus its fields) used when ``path`` is None.
-        tokenizer: ``auto`` (from ``tokenizer_path`` or ``path``) or ``tiny`` (built offline).
+        tokenizer: ``auto`` (from ``tokenizer_path`` or ``path``), ``tiny`` (built offline) or
+            ``tiny_chatml`` (the tiny one with Qwen's ChatML tokens and chat template, for
+            ``model.prompt.chat_template: tokenizer``).
         tokenizer_path: local tokenizer folder when it differs from ``path``.
         use_fast: true (default) loads the folder's tokenizer with ``AutoTokenizer`` (transformers 5
             has only the ``tokenizers``-backed classes). false loads the slow SentencePiece LLaMA
@@ -147,8 +149,8 @@ class HFCausalLM(LanguageModel):
 
         if dtype not in _DTYPES:
             raise VTGError(f"hf_causal_lm: dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
-        if tokenizer not in ("auto", "tiny"):
-            raise VTGError(f"hf_causal_lm: tokenizer must be 'auto' or 'tiny', got {tokenizer!r}")
+        if tokenizer not in ("auto", "tiny", "tiny_chatml"):
+            raise VTGError(f"hf_causal_lm: tokenizer must be 'auto', 'tiny' or 'tiny_chatml', got {tokenizer!r}")
         if path is None and not model_config:
             raise VTGError("hf_causal_lm: set either 'path' (a local model folder) or 'model_config'")
         self.trust_remote_code = bool(trust_remote_code)
@@ -165,6 +167,10 @@ class HFCausalLM(LanguageModel):
             from vtgcore.data.tiny_tokenizers import build_tiny_tokenizer
 
             self.tokenizer = build_tiny_tokenizer()
+        elif tokenizer == "tiny_chatml":
+            from vtgcore.data.tiny_tokenizers import build_tiny_chat_tokenizer
+
+            self.tokenizer = build_tiny_chat_tokenizer()
         else:
             source = tokenizer_path or path
             if source is None:

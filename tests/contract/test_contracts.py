@@ -14,6 +14,7 @@ CONTRACTS = {
     "compressor": contracts.CompressorContract,
     "projector": contracts.ProjectorContract,
     "llm": contracts.LLMContract,
+    "reward": contracts.RewardContract,
 }
 
 # Small params for each first-party plugin; a plugin missing here fails test_every_plugin_has_params.
@@ -25,6 +26,9 @@ TEST_PARAMS = {
     ("encoder", "open_clip"): {"model_name": "tiny", "model_config": {
         "embed_dim": 16, "vision_cfg": {"image_size": 28, "layers": 2, "width": 32, "patch_size": 7, "head_width": 16},
         "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 16, "heads": 2, "layers": 1}}},
+    ("encoder", "siglip"): {"freeze": False, "model_config": {
+        "model_type": "siglip_vision_model", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+        "num_attention_heads": 2, "image_size": 28, "patch_size": 7}},
     ("time_embedding", "none"): {},
     ("time_embedding", "abs_second_table"): {"max_seconds": 64, "init": "random", "max_frames": 8},
     ("time_embedding", "frame_index"): {"max_frames": 8},
@@ -43,6 +47,13 @@ TEST_PARAMS = {
                                       "window_size": 2, "stride": 2, "max_frames": 8},
     ("projector", "linear"): {},
     ("llm", "hf_causal_lm"): {"tokenizer": "tiny", "model_config": TINY_LLAMA},
+    ("reward", "temporal_iou"): {"threshold": 0.5},
+    ("reward", "event_f1"): {},
+    ("reward", "highlight"): {},
+    ("reward", "format"): {},
+    ("reward", "weighted_sum"): {"terms": [{"name": "temporal_iou", "weight": 0.5}, {"name": "event_f1", "weight": 0.2},
+                                           {"name": "highlight", "weight": 0.2},
+                                           {"name": "format", "params": {}, "weight": 0.1}]},
 }
 
 for (kind, name), params in TEST_PARAMS.items():

@@ -380,7 +380,7 @@ def load_pipeline(source: str | os.PathLike[str], checkpoint: str | os.PathLike[
     from vtgcore.build import build_model
     from vtgcore.checkpoint import load_checkpoint, resolve_checkpoint
     from vtgcore.config.loader import load_recipe
-    from vtgcore.hookspecs import KINDS
+    from vtgcore.vocab import MODEL_KINDS
     from vtgcore.eval.generate import GenerationConfig
     from vtgcore.utils.fileio import locate
 
@@ -402,7 +402,7 @@ def load_pipeline(source: str | os.PathLike[str], checkpoint: str | os.PathLike[
         weights = resolve_checkpoint(weights)
     recipe = load_recipe(recipe_file, list(overrides))
     if path.is_dir():  # component weights the run names relative to where it was trained
-        for kind in KINDS:
+        for kind in MODEL_KINDS:
             spec = recipe.model[kind]
             if spec.get("checkpoint"):
                 spec.checkpoint = str(locate(spec.checkpoint, recipe_file.parent))

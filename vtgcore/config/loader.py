@@ -29,10 +29,10 @@ from vtgcore.config.schema import (CHAT_TEMPLATES, FRAME_TIMES, READERS, SAMPLIN
                                    LoraSpec, ModelSpec, Recipe)
 from vtgcore.config.train_data import check_train_data
 from vtgcore.errors import RecipeError, VTGError
-from vtgcore.hookspecs import KINDS
+from vtgcore.vocab import MODEL_KINDS
 from vtgcore.utils.limits import MAX_DEFAULTS_DEPTH, load_yaml, short, surrogate_field, yaml_problem
 
-GROUPS: dict[str, str] = {**{kind: f"model.{kind}" for kind in KINDS}, "data": "data", "runtime": "runner"}
+GROUPS: dict[str, str] = {**{kind: f"model.{kind}" for kind in MODEL_KINDS}, "data": "data", "runtime": "runner"}
 """Config group -> the node its component files land at."""
 
 COMPONENTS_DIR = "components"
@@ -266,7 +266,7 @@ def _check_ranges(merged: DictConfig, where: str) -> None:
     in [0, 2^64 - 1], LoRA ``r >= 1`` ..."""
     nodes = [(merged, Recipe, ""), (merged.data, DataSpec, "data."), (merged.model, ModelSpec, "model."),
              (merged.eval, EvalSpec, "eval.")]
-    nodes += [(merged.model[kind].lora, LoraSpec, f"model.{kind}.lora.") for kind in KINDS]
+    nodes += [(merged.model[kind].lora, LoraSpec, f"model.{kind}.lora.") for kind in MODEL_KINDS]
     for node, cls, prefix in nodes:
         for name, allowed in declared_ranges(cls).items():
             if name not in node or OmegaConf.is_missing(node, name):
@@ -282,7 +282,7 @@ def _check_values(merged: DictConfig, where: str, partial: bool) -> None:
         if missing:
             raise RecipeError(f"{where}: required key(s) not set: {', '.join(missing)}")
     _check_ranges(merged, where)
-    for kind in KINDS:
+    for kind in MODEL_KINDS:
         value = merged.model[kind].trainable
         if value not in TRAINABLE:
             raise RecipeError(f"{where}: model.{kind}.trainable is {value!r}; allowed: {', '.join(TRAINABLE)}")
@@ -401,7 +401,7 @@ def check_plugins(recipe: DictConfig, catalog: Any = None, where: str = "") -> N
     from vtgcore.catalog import default_catalog
 
     catalog = catalog or default_catalog()
-    for kind in KINDS:
+    for kind in MODEL_KINDS:
         spec = recipe.model[kind]
         try:
             catalog.resolve_params(kind, spec.name, OmegaConf.to_container(spec.params, resolve=True),
@@ -462,7 +462,7 @@ def validate_component(path: str | Path, catalog: Any = None) -> None:
         except OmegaConfBaseException:  # it interpolates into the recipe that includes it: checked there
             runner = None
         check_runner_values(runner, str(path))
-    if group in KINDS:
+    if group in MODEL_KINDS:
         spec = checked.model[group]
         if OmegaConf.is_missing(spec, "name"):
             raise RecipeError(f"{path}: required key 'name' not set")

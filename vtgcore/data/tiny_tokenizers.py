@@ -65,6 +65,50 @@ TINY_LLAMA: dict[str, Any] = {
 }
 """Config of the tiny LLaMA used in tests (about 40 k parameters with the tiny tokenizer)."""
 
+CHATML_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}")
+"""A minimal Qwen-style ChatML chat template (Qwen2.5's without its default system message)."""
+
+
+def build_tiny_chat_tokenizer(vocab_size: int = 400) -> Any:
+    """:func:`build_tiny_tokenizer` with Qwen's ChatML: ``<|im_start|>`` and ``<|im_end|>`` as special
+    tokens, ``<|im_end|>`` as the end-of-turn (eos) token and :data:`CHATML_TEMPLATE` as its chat
+    template, so that ``model.prompt.chat_template: tokenizer`` works offline."""
+    tok = build_tiny_tokenizer(vocab_size)
+    tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    tok.eos_token = "<|im_end|>"
+    tok.chat_template = CHATML_TEMPLATE
+    return tok
+
+
+TINY_QWEN2: dict[str, Any] = {
+    "model_type": "qwen2",
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 512,
+    "tie_word_embeddings": False,
+}
+"""A tiny ``Qwen2ForCausalLM`` config (Qwen2.5's architecture: q/k/v biases, GQA)."""
+
+TINY_QWEN3: dict[str, Any] = {
+    "model_type": "qwen3",
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+    "max_position_embeddings": 512,
+    "tie_word_embeddings": False,
+}
+"""A tiny ``Qwen3ForCausalLM`` config (Qwen3's architecture: q/k norms, explicit head_dim)."""
+
 
 _BERT_WORDS = """this frame is sampled at second seconds the video a an of in on and time"""
 

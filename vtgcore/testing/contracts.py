@@ -364,3 +364,95 @@ class GroundingContract(_Contract):
         assert tokens.grad is not None
         if _trainable(stage):
             _assert_grads(stage)
+
+
+class RewardContract(_Contract):
+    """Contract of :class:`vtgcore.interfaces.Reward`: a finite float for valid, empty, unparseable
+    and garbage answers of every task, with each first-party time codec; never raises.
+
+    The reward is built by :func:`vtgcore.build.build_reward` (so it gets the ``build_reward``
+    wiring) and its answers are rendered as evaluation renders them
+    (:func:`vtgcore.eval.generate.render_times`).
+    """
+
+    kind = "reward"
+    codecs: ClassVar[tuple[str, ...]] = ("absolute_time_tokens", "plain_digits")
+
+    def build(self, **wiring: Any) -> Any:
+        from vtgcore.build import build_reward
+
+        if not self.plugin_name:
+            pytest.skip("set plugin_name on the contract subclass")
+        return build_reward({"name": self.plugin_name, "params": dict(self.params)})
+
+    @staticmethod
+    def items() -> list[Any]:
+        from vtgcore.data.formats import EvalItem
+
+        return [
+            EvalItem(id="q1", video="v.mp4", task="mr", query="a dog runs", duration=30.0, windows=[(15.0, 25.0)]),
+            EvalItem(id="v1", video="v.mp4", task="dvc", duration=30.0, windows=[(0.0, 10.0), (12.0, 20.0)],
+                     captions=["a man walks", "he sits down"]),
+            EvalItem(id="q2", video="v.mp4", task="hd", query="a dog runs", duration=12.0, windows=[(2.0, 6.0)],
+                     saliency=[[4, 3, 4], [2, 1, 2]], clip_ids=[1, 2]),
+        ]
+
+    @staticmethod
+    def answers(codec: Any) -> list[str]:
+        """Valid answers of the three tasks, times written with ``codec``."""
+        t = codec.encode
+        return [f"{t(10.0)} - {t(20.0)} seconds.",
+                f"{t(0.0)} - {t(9.0)} seconds, a man walks. {t(12.0)} - {t(19.0)} seconds, he sits down.",
+                f"{t(2.0)} seconds, saliency score: 3. {t(4.0)} seconds, saliency score: 1."]
+
+    @pytest.fixture(params=codecs)
+    def setup(self, request: Any) -> tuple[Any, Any, Any]:
+        from vtgcore.data.tiny_tokenizers import build_tiny_tokenizer
+
+        codec = default_catalog().build("time_codec", request.param, {})
+        tok = build_tiny_tokenizer()
+        tok.add_tokens([t for t in codec.special_tokens() if t not in tok.get_vocab()])
+        return self.build(), codec, tok
+
+    @staticmethod
+    def score(reward: Any, item: Any, ids: list[int], codec: Any, tok: Any) -> float:
+        from vtgcore.eval.generate import render_times
+
+        value = reward.reward(item, render_times(ids, codec, tok), ids, codec)
+        assert isinstance(value, float) and math.isfinite(value), value
+        return value
+
+    def test_valid_answers(self, setup: tuple[Any, Any, Any]) -> None:
+        reward, codec, tok = setup
+        for item in self.items():
+            for answer in self.answers(codec):
+                ids = tok.encode(answer, add_special_tokens=False)
+                first = self.score(reward, item, ids, codec, tok)
+                assert self.score(reward, item, ids, codec, tok) == first, "a reward is deterministic"
+
+    def test_empty_and_unparseable_answers(self, setup: tuple[Any, Any, Any]) -> None:
+        reward, codec, tok = setup
+        for item in self.items():
+            self.score(reward, item, [], codec, tok)
+            for text in ("", " ", "I don't know.", "nan - inf seconds", "-5 - 1e400 seconds", "9" * 400):
+                self.score(reward, item, tok.encode(text, add_special_tokens=False), codec, tok)
+                value = reward.reward(item, text, [], codec)  # the text alone, ids that do not match it
+                assert isinstance(value, float) and math.isfinite(value), (text, value)
+
+    def test_garbage_ids_never_raise(self, setup: tuple[Any, Any, Any]) -> None:
+        reward, codec, tok = setup
+        rng = random.Random(2)
+        special = tok.convert_tokens_to_ids(codec.special_tokens()) or [0]
+        for k in range(60):
+            ids = [rng.choice(special) if rng.random() < 0.5 else rng.randrange(len(tok)) for _ in range(rng.randrange(40))]
+            self.score(reward, self.items()[k % 3], ids, codec, tok)
+
+    def test_odd_items_never_raise(self, setup: tuple[Any, Any, Any]) -> None:
+        from vtgcore.data.formats import EvalItem
+
+        reward, codec, tok = setup
+        ids = tok.encode(self.answers(codec)[0], add_special_tokens=False)
+        for item in (EvalItem(id="x", video="v", task="mr"), EvalItem(id="y", video="v", task="hd", duration=None),
+                     EvalItem(id="z", video="v", task="summary", duration=5.0),
+                     EvalItem(id="w", video="v", task="dvc", duration=float("nan"), windows=[(3.0, 1.0)])):
+            self.score(reward, item, ids, codec, tok)
