@@ -17,7 +17,7 @@ PACKAGES = {"vtgcore": ROOT / "vtgcore", "vtgcore_plugins": ROOT / "plugins"}
 
 KERNEL = {"vtgcore.errors", "vtgcore.types", "vtgcore.interfaces", "vtgcore.hookspecs", "vtgcore.vocab", "vtgcore.ranges"}
 LOADING = {"vtgcore.plugin_loader", "vtgcore.catalog"}
-COMPOSITION = {"vtgcore.model", "vtgcore.build", "vtgcore.processor"}
+COMPOSITION = {"vtgcore.model", "vtgcore.build", "vtgcore.processor", "vtgcore.positions"}
 TOP = KERNEL | LOADING | COMPOSITION
 FACADE = {"vtgcore"}  # vtgcore/__init__.py: the public entry points, each a lazy import
 MMENGINE_SCOPE = {"vtgcore.registry"}  # mmengine imports <default_scope>.registry: a shim onto vtgcore.mm.registry

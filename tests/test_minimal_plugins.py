@@ -136,14 +136,17 @@ class MiniLM(LanguageModel):
         """Shape: input_ids (B, S) -> (B, S, D)"""
         return self.model.get_input_embeddings()(input_ids)
 
-    def forward(self, inputs_embeds, attention_mask, labels=None, return_logits=True):
+    def forward(self, inputs_embeds, attention_mask, labels=None, return_logits=True, position_ids=None):
         """Shape: inputs_embeds (B, S, D) -> logits (B, S, V); always the full logits."""
-        return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels)
+        return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels,
+                          position_ids=position_ids)
 
-    def generate(self, inputs_embeds, attention_mask, **generate_kwargs):
+    def generate(self, inputs_embeds, attention_mask, position_ids=None, **generate_kwargs):
         """Shape: inputs_embeds (B, S, D) -> (B, new)"""
         kwargs = {"max_new_tokens": 16, "do_sample": False, "pad_token_id": self.tokenizer.pad_token_id,
                   "eos_token_id": self.tokenizer.eos_token_id, **generate_kwargs}
+        if position_ids is not None:
+            kwargs["position_ids"] = position_ids
         return self.model.generate(inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kwargs)
 
     def apply_lora(self, r, alpha, dropout, target_modules, extra_trainable=()):

@@ -66,4 +66,8 @@ def test_example_package_is_installed_listed_used_in_a_recipe_and_passes_its_con
 
     contract = _run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(pkg / "tests")], env, tmp_path)
     assert contract.returncode == 0, contract.stdout + contract.stderr
-    assert "7 passed" in contract.stdout
+    # every test of the contract classes the example's test file subclasses ran and passed
+    import re
+
+    passed = re.search(r"(\d+) passed", contract.stdout)
+    assert passed and int(passed.group(1)) >= 7 and "failed" not in contract.stdout and "skipped" not in contract.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Optional
 
@@ -12,6 +13,7 @@ from torch import nn
 from vtgcore.catalog import Catalog, default_catalog
 from vtgcore.errors import CheckpointError, RecipeError
 from vtgcore.model import VideoLLM
+from vtgcore.positions import TimePositions
 from vtgcore.processor import PromptConfig, VideoLLMProcessor
 from vtgcore.vocab import MODULE_KINDS
 
@@ -171,6 +173,8 @@ def build_model(recipe: DictConfig, catalog: Optional[Catalog] = None, *, where:
         video_token=spec["video_token"],
         encoder_chunk_size=spec["encoder_chunk_size"],
         grounding=grounding,
+        time_positions=_time_positions(spec.get("time_positions")),
+        compressor_name=str(spec["compressor"]["name"]),
     )
     # an encoder that writes frame times as text (Q-Former text input) writes them with the
     # recipe's codec and gets its tokens (default: nothing); before the checkpoints, which hold the
@@ -192,8 +196,23 @@ def build_model(recipe: DictConfig, catalog: Optional[Catalog] = None, *, where:
             model.llm.apply_lora(lora["r"], lora["alpha"], lora["dropout"], lora["target_modules"],
                                  lora["extra_trainable"])
     processor = VideoLLMProcessor(model.tokenizer, model.time_codec, model.num_video_tokens,
-                                  video_token=spec["video_token"], prompt=PromptConfig(**spec["prompt"]))
+                                  video_token=spec["video_token"], prompt=PromptConfig(**spec["prompt"]),
+                                  frame_groups=functools.partial(_frame_groups, model.compressor,
+                                                                 model.encoder.tokens_per_frame),
+                                  compressor=str(spec["compressor"]["name"]))
     return model, processor
+
+
+def _frame_groups(compressor: Any, tokens_per_frame: int, num_frames: int) -> Optional[list[tuple[int, int]]]:
+    """The compressor's frame groups for ``num_frames`` frames (the processor's ``frame_groups``)."""
+    return compressor.frame_groups(num_frames, tokens_per_frame)
+
+
+def _time_positions(spec: Optional[dict[str, Any]]) -> Optional[TimePositions]:
+    """The model's time-position setting from ``model.time_positions`` (None: off)."""
+    if not spec or not spec.get("enabled"):
+        return None
+    return TimePositions(rate=float(spec.get("rate", 1.0)), spread=str(spec.get("spread", "share")))
 
 
 REWARD_SPEC_KEYS = ("name", "params")

@@ -212,6 +212,22 @@ class TokenCompressor(nn.Module, abc.ABC):
     def output_tokens(self, num_frames: int, tokens_per_frame: int) -> int:
         """K for T frames of L tokens, known before the forward."""
 
+    def frame_groups(self, num_frames: int, tokens_per_frame: int) -> Optional[list[tuple[int, int]]]:
+        """Which frame each run of the K output tokens belongs to, known before the forward
+        (optional; default None: the output mixes frames or its order depends on the content).
+
+        The interleaved video layout (``model.prompt.video_layout: interleaved``) writes the time
+        of a group's frame before the group's tokens; it needs this, and is refused for a
+        compressor that returns None.
+
+        Returns:
+            ``[(frame, n), ...]`` in output order: the next ``n`` tokens all carry ``frame`` as
+            their ``frame_index`` in :meth:`forward`'s output (frames of a padded video
+            included); the ``n`` sum to :meth:`output_tokens`, every ``n >= 1`` and the frames
+            increase. None when the output tokens do not follow frames so.
+        """
+        return None
+
     @abc.abstractmethod
     def forward(self, tokens: torch.Tensor, frame_mask: Optional[torch.Tensor] = None,
                 timestamps: Optional[torch.Tensor] = None) -> VisualTokens:
@@ -275,7 +291,8 @@ class LanguageModel(nn.Module, abc.ABC):
 
     @abc.abstractmethod
     def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
-                labels: Optional[torch.Tensor] = None, return_logits: bool = True) -> Any:
+                labels: Optional[torch.Tensor] = None, return_logits: bool = True,
+                position_ids: Optional[torch.Tensor] = None) -> Any:
         """Run the LM; returns an object with ``loss`` (None without labels) and ``logits``.
 
         Args:
@@ -286,19 +303,33 @@ class LanguageModel(nn.Module, abc.ABC):
                 at the positions that predict a label, with the same loss; ``logits`` may then
                 hold only those positions. An LLM that cannot skip logits ignores it and returns
                 the full logits.
+            position_ids: the position of every token (None: the default ``0, 1, ...`` over the
+                real tokens). The model passes them only with ``model.time_positions`` on
+                (:mod:`vtgcore.positions`); a rotary LLM uses them as its rotary positions, an LLM
+                without rotary positions may ignore them.
 
         Shape:
-            inputs_embeds: (B, S, D); attention_mask, labels: (B, S) -> logits (B, S, V), or
-            (B, P, V) for P <= S positions when ``return_logits`` is False
+            inputs_embeds: (B, S, D); attention_mask, labels, position_ids: (B, S) -> logits
+            (B, S, V), or (B, P, V) for P <= S positions when ``return_logits`` is False
         """
 
     @abc.abstractmethod
     def generate(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
-                 **generate_kwargs: Any) -> torch.Tensor:
+                 position_ids: Optional[torch.Tensor] = None, **generate_kwargs: Any) -> torch.Tensor:
         """Generate continuations; returns only the new ids.
 
+        Args:
+            inputs_embeds: prompt embeddings (left-padded).
+            attention_mask: 1 for real tokens.
+            position_ids: the prompt tokens' positions, as for :meth:`forward` (None: the
+                default). The new tokens continue from the last prompt position + 1, + 2, ...
+                of each row; the model's positions end every row at its largest position (the
+                text after the video continues after it). An LLM without rotary positions may
+                ignore them.
+            generate_kwargs: transformers generation settings.
+
         Shape:
-            inputs_embeds: (B, S, D); attention_mask: (B, S) -> (B, new)
+            inputs_embeds: (B, S, D); attention_mask, position_ids: (B, S) -> (B, new)
         """
 
     @abc.abstractmethod

@@ -10,6 +10,7 @@ from torch import nn
 from vtgcore.errors import PlaceholderMismatchError, ShapeError
 from vtgcore.interfaces import (FrameEncoder, GroundingStage, LanguageModel, Projector, TimeCodec, TimeEmbedding,
                                 TokenCompressor)
+from vtgcore.positions import TimePositions, time_position_ids
 from vtgcore.types import IGNORE_INDEX, VideoLLMOutput, VisualTokens
 
 
@@ -30,12 +31,16 @@ class VideoLLM(nn.Module):
         encoder_chunk_size: frames per encoder call (0: all at once); bounds activation memory.
         grounding: the grounding stage between time injection and compression (None: none); its
             ``losses`` join the total.
+        time_positions: time in the rotary positions (:mod:`vtgcore.positions`; None: off, the
+            LLM gets no position ids). Needs a compressor whose every real token has one frame.
+        compressor_name: the compressor's registry name, for error messages.
     """
 
     def __init__(self, encoder: FrameEncoder, time_embedding: TimeEmbedding, compressor: TokenCompressor,
                  projector: Projector, llm: LanguageModel, time_codec: TimeCodec, *,
                  video_token: str = "<video>", encoder_chunk_size: int = 0,
-                 grounding: Optional[GroundingStage] = None) -> None:
+                 grounding: Optional[GroundingStage] = None, time_positions: Optional[TimePositions] = None,
+                 compressor_name: Optional[str] = None) -> None:
         super().__init__()
         self.encoder = encoder
         self.time_embedding = time_embedding
@@ -46,6 +51,8 @@ class VideoLLM(nn.Module):
         self.video_token = video_token
         self.encoder_chunk_size = encoder_chunk_size
         self.grounding = grounding
+        self.time_positions = time_positions
+        self.compressor_name = compressor_name or type(compressor).__name__
         self.time_token_ids = llm.add_tokens(time_codec.special_tokens(), init=time_codec.token_init())
         self.video_token_id = llm.add_tokens([video_token], special=True)[0]
 
@@ -172,6 +179,39 @@ class VideoLLM(nn.Module):
         attention_mask[is_video] = visual.mask.reshape(-1).to(attention_mask.dtype)
         return embeds, attention_mask
 
+    def position_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, visual: VisualTokens,
+                     timestamps: torch.Tensor, frame_mask: Optional[torch.Tensor] = None) -> Optional[torch.Tensor]:
+        """The LLM's position ids with time in the rotary positions (:func:`vtgcore.positions.time_position_ids`);
+        None when ``time_positions`` is off (the LLM then uses its own).
+
+        Args:
+            input_ids: token ids with the video placeholders.
+            attention_mask: the spliced attention mask (:meth:`splice`).
+            visual: the video tokens, with ``frame_index``.
+            timestamps: seconds of every frame.
+            frame_mask: True for real frames.
+
+        Raises:
+            ShapeError: the compressor gives no ``frame_index`` or a real token that mixes frames.
+
+        Shape:
+            input_ids, attention_mask: (B, S); visual.frame_index: (B, K); timestamps, frame_mask:
+            (B, T) -> (B, S) or None
+        """
+        if self.time_positions is None:
+            return None
+        if visual.frame_index is None:
+            raise ShapeError(f"model.time_positions needs a compressor that keeps each token's frame; "
+                             f"{self.compressor_name!r} gives no frame_index (use identity, mean_pool, diverse, entropy "
+                             f"or codebook)")
+        bad = visual.mask.bool() & (visual.frame_index < 0)
+        if bool(bad.any()):
+            raise ShapeError(f"model.time_positions needs a compressor that keeps each token's frame; "
+                             f"{self.compressor_name!r} gives tokens that mix frames (frame_index -1: a slot mixes "
+                             f"frames; use identity, mean_pool, diverse, entropy or codebook)")
+        return time_position_ids(input_ids == self.video_token_id, attention_mask, visual.frame_index, timestamps,
+                                 frame_mask, self.time_positions.rate, self.time_positions.spread)
+
     def prepare_inputs(self, frames: torch.Tensor, timestamps: torch.Tensor, input_ids: torch.Tensor,
                        attention_mask: torch.Tensor, frame_mask: Optional[torch.Tensor] = None,
                        labels: Optional[torch.Tensor] = None) -> tuple[VisualTokens, torch.Tensor, torch.Tensor]:
@@ -211,7 +251,10 @@ class VideoLLM(nn.Module):
         """
         visual, embeds, attention_mask = self.prepare_inputs(frames, timestamps, input_ids, attention_mask,
                                                              frame_mask, labels)
-        out = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, return_logits=return_logits)
+        positions = self.position_ids(input_ids, attention_mask, visual, timestamps, frame_mask)
+        extra = {} if positions is None else {"position_ids": positions}  # off: exactly as before
+        out = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, return_logits=return_logits,
+                       **extra)
         aux = dict(visual.aux_losses)
         if self.grounding is not None and labels is not None:
             aux.update(self.grounding.losses(visual.frame_logits, labels, timestamps, frame_mask, self.time_codec,
@@ -225,10 +268,15 @@ class VideoLLM(nn.Module):
     def generate(self, frames: torch.Tensor, timestamps: torch.Tensor, input_ids: torch.Tensor,
                  attention_mask: torch.Tensor, frame_mask: Optional[torch.Tensor] = None,
                  **generate_kwargs: Any) -> torch.Tensor:
-        """Batched generation from left-padded prompts; returns only the new ids.
+        """Batched generation from left-padded prompts; returns only the new ids. With
+        ``time_positions`` on, the LLM also gets the prompt's :meth:`position_ids` and the new
+        tokens continue after each row's largest position.
 
         Shape:
             frames: (B, T, 3, H, W); timestamps: (B, T); input_ids, attention_mask: (B, S) -> (B, new)
         """
-        _, embeds, attention_mask = self.prepare_inputs(frames, timestamps, input_ids, attention_mask, frame_mask)
+        visual, embeds, attention_mask = self.prepare_inputs(frames, timestamps, input_ids, attention_mask, frame_mask)
+        positions = self.position_ids(input_ids, attention_mask, visual, timestamps, frame_mask)
+        if positions is not None:  # off: exactly as before
+            generate_kwargs["position_ids"] = positions
         return self.llm.generate(embeds, attention_mask, **generate_kwargs)

@@ -3,7 +3,8 @@
 Times inside conversation text are written as ``<time>12.3</time>`` (seconds); the processor hands
 each to the time codec, so the same data trains every codec. The video placeholder (``<video>`` by
 default, at most once per conversation, prepended to the first question when absent) is expanded to
-exactly K placeholder ids. Text pieces are tokenized separately and concatenated, so labels mask the
+exactly K placeholder ids (``video_layout: interleaved``: each frame group's time, then its
+placeholder ids; still K in all). Text pieces are tokenized separately and concatenated, so labels mask the
 prompt exactly: only answers and their end-of-sequence token are supervised. ``layout: vtgllm``
 (the paper's recipes) instead writes and tokenizes the original VTG-LLM's strings exactly
 (:class:`PromptConfig`; tests/test_replication_prompt.py).
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import torch
 
@@ -52,6 +53,19 @@ class PromptConfig:
             placeholders included, answers ending `` </s>``) tokenized once, and labels mask
             the instructions by the original's round rule (``preprocess_for_llama_v2``).
             Needs ``chat_template: llama2`` and ``video_position: first``.
+        video_layout: where the K video ids go. ``block`` (default): one run of K ids, after (or,
+            with ``timestamps_in_prompt``, before) one sentence listing every frame's time.
+            ``interleaved`` (TimeLens / Qwen3-VL style): for every frame group of the compressor
+            (:meth:`vtgcore.interfaces.TokenCompressor.frame_groups`) its time written by
+            ``frame_time_template``, then its tokens: ``0.0 seconds:<v><v>2.5 seconds:<v><v>...``;
+            each frame's text tokenized on its own. The frame-time sentence is then never written
+            (``timestamps_in_prompt`` is ignored: every time is already next to its frame), and
+            the frames of a padded batch beyond a video's own get their ids with no time. Needs a
+            compressor that keeps each token's frame (identity, mean_pool) and ``layout:
+            compact``.
+        frame_time_template: with ``video_layout: interleaved``, the text before each frame
+            group's tokens; ``{time}`` (once) is the time codec's writing of the frame's seconds
+            (with absolute time tokens, the codec's tokens).
     """
 
     system: str = " "
@@ -61,9 +75,12 @@ class PromptConfig:
     video_position: str = "first"
     video_template: str = "{video}"
     layout: str = "compact"
+    video_layout: str = "block"
+    frame_time_template: str = "{time} seconds:"
 
 
 LAYOUTS = ("compact", "vtgllm")
+VIDEO_LAYOUTS = ("block", "interleaved")
 
 #: The system prompt of the original's evaluation (``evaluate.py`` ``generate``); its training
 #: uses a single space.
@@ -101,13 +118,21 @@ class VideoLLMProcessor:
         num_video_tokens: K, or a function of the number of frames giving K.
         video_token: the placeholder text.
         prompt: rendering options.
+        frame_groups: the number of frames T -> the compressor's ``frame_groups(T, L)``
+            (:meth:`vtgcore.interfaces.TokenCompressor.frame_groups`); needed by
+            ``video_layout: interleaved`` only.
+        compressor: the compressor's plugin name, for error messages.
     """
 
     def __init__(self, tokenizer: Any, time_codec: TimeCodec, num_video_tokens: int | Callable[[int], int],
-                 video_token: str = "<video>", prompt: PromptConfig | None = None) -> None:
+                 video_token: str = "<video>", prompt: PromptConfig | None = None, *,
+                 frame_groups: Callable[[int], Optional[list[tuple[int, int]]]] | None = None,
+                 compressor: str = "") -> None:
         self.tokenizer = tokenizer
         self.time_codec = time_codec
         self.num_video_tokens = num_video_tokens
+        self.frame_groups = frame_groups
+        self.compressor = compressor
         self.video_token = video_token
         self.video_token_id = int(tokenizer.convert_tokens_to_ids(video_token))
         self.prompt = prompt or PromptConfig()
@@ -121,6 +146,54 @@ class VideoLLMProcessor:
                                                or self.prompt.video_position != "first"):
             raise VTGError("model.prompt.layout 'vtgllm' writes the original's LLaMA-2 prompt: it needs "
                            "chat_template 'llama2' and video_position 'first'")
+        if self.prompt.video_layout not in VIDEO_LAYOUTS:
+            raise VTGError(f"model.prompt.video_layout must be one of {', '.join(VIDEO_LAYOUTS)}, "
+                           f"got {self.prompt.video_layout!r}")
+        if self.prompt.video_layout == "interleaved":
+            if self.prompt.layout != "compact":
+                raise VTGError("model.prompt.video_layout 'interleaved' needs layout 'compact' (layout "
+                               f"{self.prompt.layout!r} writes the original's single video block)")
+            if self.prompt.frame_time_template.count("{time}") != 1:
+                raise VTGError("model.prompt.frame_time_template must hold '{time}' once, got "
+                               f"{self.prompt.frame_time_template!r}")
+            self._groups(1)  # a compressor that mixes frames is refused now, not at the first batch
+
+    def _groups(self, num_frames: int) -> list[tuple[int, int]]:
+        """The compressor's frame groups for ``num_frames`` frames (layout ``interleaved``).
+
+        Raises:
+            VTGError: the compressor mixes frames (no groups).
+        """
+        groups = self.frame_groups(num_frames) if self.frame_groups is not None else None
+        if groups is None:
+            name = f"compressor {self.compressor!r}" if self.compressor else "the compressor"
+            raise VTGError(f"model.prompt.video_layout 'interleaved' writes each frame's time before its tokens "
+                           f"and needs a compressor that keeps each token's frame (identity, mean_pool); {name} "
+                           f"mixes frames (its frame_groups() is None): use video_layout 'block' or another "
+                           f"compressor")
+        return [(int(f), int(n)) for f, n in groups]
+
+    def video_ids(self, timestamps: Sequence[float], k: int, num_frames: int) -> list[int]:
+        """The ids that stand for the video: K placeholder ids (``block``), or every frame group's
+        time text followed by its placeholder ids (``interleaved``; frames past ``timestamps``,
+        the padding of a batch, get no time).
+
+        Raises:
+            ShapeError: the frame groups do not hold exactly K tokens.
+        """
+        if self.prompt.video_layout != "interleaved":
+            return [self.video_token_id] * k
+        groups = self._groups(num_frames)
+        if sum(n for _, n in groups) != k:
+            raise ShapeError(f"the frame groups of {self.compressor or 'the compressor'} hold "
+                             f"{sum(n for _, n in groups)} tokens, output_tokens() said {k}")
+        ids: list[int] = []
+        for frame, n in groups:
+            if 0 <= frame < len(timestamps):
+                time = self.time_codec.encode(float(timestamps[frame]))
+                ids += self._ids(self.prompt.frame_time_template.replace("{time}", time))
+            ids += [self.video_token_id] * n
+        return ids
 
     def k(self, num_frames: int) -> int:
         """K for ``num_frames`` frames."""
@@ -139,11 +212,11 @@ class VideoLLMProcessor:
     def _ids(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False)) if text else []
 
-    def _user_ids(self, text: str, k: int) -> list[int]:
+    def _user_ids(self, text: str, video: list[int]) -> list[int]:
         parts = text.split(self.video_token)
         ids = self._ids(parts[0])
         for part in parts[1:]:
-            ids += [self.video_token_id] * k + self._ids(part)
+            ids += video + self._ids(part)
         return ids
 
     def encode_conversation(self, turns: Sequence[Mapping[str, str]], timestamps: Sequence[float],
@@ -170,11 +243,13 @@ class VideoLLMProcessor:
         if marks > 1:
             raise VTGError(f"a conversation may hold the video placeholder {self.video_token!r} once, found {marks}")
         first = questions[0].replace(self.video_token, "").strip()
-        times = self.frame_message(timestamps) if self.prompt.timestamps_in_prompt else ""
+        interleaved = self.prompt.video_layout == "interleaved"
+        times = self.frame_message(timestamps) if self.prompt.timestamps_in_prompt and not interleaved else ""
         answers = [format_times(str(t.get("a", "")), self.time_codec).strip() for t in turns]
         if add_generation_prompt:
             answers = answers[:-1]
-        k = self.k(num_frames if num_frames is not None else len(timestamps))
+        t = num_frames if num_frames is not None else len(timestamps)
+        k = self.k(t)
         if self.prompt.layout == "vtgllm":
             ids, labels = self._encode_vtgllm(first, times, questions[1:], answers, k, add_generation_prompt)
             return self._cut(ids, labels, k, add_generation_prompt)
@@ -184,10 +259,11 @@ class VideoLLMProcessor:
         else:
             questions[0] = f"{video} {times} {first}".replace("  ", " ")
         render = self._segments_tokenizer if self.prompt.chat_template == "tokenizer" else self._segments_llama2
+        video_ids = self.video_ids(timestamps, k, t)
         ids: list[int] = []
         labels: list[int] = []
         for text, supervised in render(questions, answers):
-            piece = self._ids(text) if supervised else self._user_ids(text, k)
+            piece = self._ids(text) if supervised else self._user_ids(text, video_ids)
             ids += piece
             labels += piece if supervised else [IGNORE_INDEX] * len(piece)
         return self._cut(ids, labels, k, add_generation_prompt)

@@ -32,6 +32,10 @@ class IdentityCompressor(TokenCompressor):
     def output_tokens(self, num_frames: int, tokens_per_frame: int) -> int:
         return num_frames * tokens_per_frame
 
+    def frame_groups(self, num_frames: int, tokens_per_frame: int) -> list[tuple[int, int]]:
+        """Frame t's L tokens, in frame order."""
+        return [(t, tokens_per_frame) for t in range(num_frames)]
+
     def forward(self, tokens: torch.Tensor, frame_mask: Optional[torch.Tensor] = None,
                 timestamps: Optional[torch.Tensor] = None) -> VisualTokens:
         """Flatten frames and tokens in frame-major order (token ``t * L + l`` is frame t, token l).

@@ -39,6 +39,10 @@ class MeanPoolCompressor(TokenCompressor):
     def output_tokens(self, num_frames: int, tokens_per_frame: int) -> int:
         return num_frames * min(self.pool, tokens_per_frame)
 
+    def frame_groups(self, num_frames: int, tokens_per_frame: int) -> list[tuple[int, int]]:
+        """Frame t's P pooled tokens, in frame order."""
+        return [(t, min(self.pool, tokens_per_frame)) for t in range(num_frames)]
+
     def forward(self, tokens: torch.Tensor, frame_mask: Optional[torch.Tensor] = None,
                 timestamps: Optional[torch.Tensor] = None) -> VisualTokens:
         """Pool every frame separately; output tokens stay in frame order.

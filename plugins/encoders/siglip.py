@@ -151,7 +151,7 @@ def build_siglip_tower(model_path: Optional[str], model_config: Optional[dict[st
     family, _ = _vision_dict({"model_type": raw.get("model_type", "siglip_vision_model"), **raw})
     config_cls, model_cls = _classes(family)
     try:
-        tower = model_cls.from_pretrained(str(folder), local_files_only=True, dtype=dtype)
+        tower = model_cls.from_pretrained(str(folder), local_files_only=True, dtype=dtype, trust_remote_code=False)
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
         first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
         raise CheckpointError(f"siglip: cannot load {model_path}: {first[:300]}") from None

@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
-from vtgcore.errors import CheckpointError, VTGError
+from vtgcore.errors import CheckpointError, ShapeError, VTGError
 from vtgcore.interfaces import LanguageModel
 from vtgcore.hookspecs import hookimpl
 
@@ -263,7 +263,8 @@ class HFCausalLM(LanguageModel):
         return torch.autocast(device_type=device, dtype=self.compute_dtype)
 
     def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
-                labels: Optional[torch.Tensor] = None, return_logits: bool = True) -> Any:
+                labels: Optional[torch.Tensor] = None, return_logits: bool = True,
+                position_ids: Optional[torch.Tensor] = None) -> Any:
         """Causal-LM forward; ``loss`` is the mean cross-entropy over labels != -100.
 
         Args:
@@ -274,19 +275,22 @@ class HFCausalLM(LanguageModel):
                 positions that predict a label (those of any row of the batch): the same loss and
                 gradients without the (B, S, V) logits, which at a 32k vocabulary and 2048 tokens
                 are 262 MB per sample in fp32. ``logits`` then holds only those positions.
+            position_ids: every token's position, handed to the transformers model (its rotary
+                positions for LLaMA/Qwen-family models); None: transformers' default.
 
         Shape:
-            inputs_embeds: (B, S, D); attention_mask, labels: (B, S) -> logits (B, S, V), or
-            (B, P, V) for the P kept positions when ``return_logits`` is False
+            inputs_embeds: (B, S, D); attention_mask, labels, position_ids: (B, S) -> logits
+            (B, S, V), or (B, P, V) for the P kept positions when ``return_logits`` is False
         """
+        extra = {} if position_ids is None else {"position_ids": position_ids}
         with self._autocast(inputs_embeds):
             if labels is None or return_logits or not self._keeps_logits:
-                return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels)
+                return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels, **extra)
             targets = labels[:, 1:]
             keep = (targets != -100).any(0).nonzero().squeeze(1)  # position t predicts token t + 1
             if keep.numel() == 0:
-                return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels)
-            out = self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, logits_to_keep=keep)
+                return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels, **extra)
+            out = self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, logits_to_keep=keep, **extra)
         logits = out.logits
         out.loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
                                                      targets[:, keep].reshape(-1), ignore_index=-100)
@@ -299,15 +303,34 @@ class HFCausalLM(LanguageModel):
 
         return "logits_to_keep" in inspect.signature(self.model.forward).parameters
 
-    def generate(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, **generate_kwargs: Any) -> torch.Tensor:
+    def generate(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
+                 position_ids: Optional[torch.Tensor] = None, **generate_kwargs: Any) -> torch.Tensor:
         """Generate from embeddings (left-padded prompts); returns only the new ids.
 
+        With ``position_ids``, transformers (5.x) keeps them in the generation state and gives the
+        new tokens the last prompt position + 1, + 2, ... of each row (with the KV cache: the
+        same positions a full recompute of the sequence would use).
+
+        Raises:
+            ShapeError: ``position_ids`` is not (B, S), or a row's last position is not its
+                largest (the new tokens would reuse positions the prompt holds).
+
         Shape:
-            inputs_embeds: (B, S, D); attention_mask: (B, S) -> (B, new)
+            inputs_embeds: (B, S, D); attention_mask, position_ids: (B, S) -> (B, new)
         """
         kwargs = {"max_new_tokens": 64, "do_sample": False,
                   "pad_token_id": self.tokenizer.pad_token_id, "eos_token_id": self.tokenizer.eos_token_id}
         kwargs.update(generate_kwargs)
+        if position_ids is not None:
+            if tuple(position_ids.shape) != tuple(attention_mask.shape):
+                raise ShapeError(f"hf_causal_lm.generate: position_ids {tuple(position_ids.shape)} do not match the "
+                                 f"attention mask {tuple(attention_mask.shape)}")
+            position_ids = position_ids.long()
+            largest = position_ids.masked_fill(attention_mask == 0, torch.iinfo(position_ids.dtype).min).amax(-1)
+            if bool((position_ids[:, -1] < largest).any()):
+                raise ShapeError("hf_causal_lm.generate: each row's last position must be its largest (left-padded "
+                                 "prompts ending with text); the new tokens continue from the last one")
+            kwargs["position_ids"] = position_ids
         with self._autocast(inputs_embeds):
             return self.model.generate(inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kwargs)
 

@@ -25,8 +25,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from vtgcore.config.runner_section import check_recipe_objects, check_runner_values
 from vtgcore.ranges import declared_ranges
-from vtgcore.config.schema import (CHAT_TEMPLATES, FRAME_TIMES, READERS, SAMPLINGS, TRAINABLE, DataSpec, EvalSpec,
-                                   LoraSpec, ModelSpec, Recipe)
+from vtgcore.config.schema import (CHAT_TEMPLATES, FRAME_TIMES, READERS, SAMPLINGS, TRAINABLE, VIDEO_LAYOUTS, DataSpec,
+                                   EvalSpec, LoraSpec, ModelSpec, Recipe, SPREADS, TimePositionsSpec)
 from vtgcore.config.train_data import check_train_data
 from vtgcore.errors import RecipeError, VTGError
 from vtgcore.vocab import MODEL_KINDS
@@ -267,6 +267,7 @@ def _check_ranges(merged: DictConfig, where: str) -> None:
     nodes = [(merged, Recipe, ""), (merged.data, DataSpec, "data."), (merged.model, ModelSpec, "model."),
              (merged.eval, EvalSpec, "eval.")]
     nodes += [(merged.model[kind].lora, LoraSpec, f"model.{kind}.lora.") for kind in MODEL_KINDS]
+    nodes.append((merged.model.time_positions, TimePositionsSpec, "model.time_positions."))
     for node, cls, prefix in nodes:
         for name, allowed in declared_ranges(cls).items():
             if name not in node or OmegaConf.is_missing(node, name):
@@ -290,9 +291,19 @@ def _check_values(merged: DictConfig, where: str, partial: bool) -> None:
                          ("frame_times", FRAME_TIMES)):
         if merged.data[key] not in allowed:
             raise RecipeError(f"{where}: data.{key} is {merged.data[key]!r}; allowed: {', '.join(allowed)}")
+    if merged.model.time_positions.spread not in SPREADS:
+        raise RecipeError(f"{where}: model.time_positions.spread is {merged.model.time_positions.spread!r}; "
+                          f"allowed: {', '.join(SPREADS)}")
     if merged.model.prompt.chat_template not in CHAT_TEMPLATES:
         raise RecipeError(f"{where}: model.prompt.chat_template is {merged.model.prompt.chat_template!r}; "
                           f"allowed: {', '.join(CHAT_TEMPLATES)}")
+    prompt = merged.model.prompt
+    if prompt.get("video_layout", "block") not in VIDEO_LAYOUTS:
+        raise RecipeError(f"{where}: model.prompt.video_layout is {prompt.video_layout!r}; "
+                          f"allowed: {', '.join(VIDEO_LAYOUTS)}")
+    template = prompt.get("frame_time_template", "{time}")
+    if not isinstance(template, str) or template.count("{time}") != 1:
+        raise RecipeError(f"{where}: model.prompt.frame_time_template must hold '{{time}}' once, got {template!r}")
 
 
 def apply_overrides(cfg: DictConfig, overrides: Sequence[str], root: Path) -> DictConfig:

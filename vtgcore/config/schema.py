@@ -12,7 +12,8 @@ from typing import Any, Optional
 from omegaconf import MISSING
 
 from vtgcore.ranges import SEED_MAX, in_range
-from vtgcore.processor import PromptConfig
+from vtgcore.processor import VIDEO_LAYOUTS, PromptConfig  # noqa: F401  (VIDEO_LAYOUTS: the loader checks it)
+from vtgcore.positions import SPREADS  # noqa: F401  (the loader checks model.time_positions.spread)
 
 TRAINABLE = ("full", "frozen", "lora")
 SAMPLINGS = ("uniform", "uniform_vtgllm", "random_per_segment", "random_per_segment_legacy")
@@ -60,6 +61,29 @@ class PluginSpec:
 
 
 @dataclass
+class TimePositionsSpec:
+    """Time in the rotary positions (``model.time_positions``; :mod:`vtgcore.positions`): the video
+    tokens' position ids follow their frame's absolute time, as Qwen2.5-VL's MRoPE temporal axis.
+
+    Off by default (the LLM then gets no position ids: its own ``0, 1, ...``). Needs a compressor
+    that keeps each token's frame (``identity``, ``diverse``, ``entropy``, ``codebook``; not
+    ``slot``, ``cross_attention``, ``video_qformer``, whose tokens mix frames) and an LLM that
+    takes position ids (``hf_causal_lm`` with a rotary LLaMA/Qwen-family model).
+
+    Attributes:
+        enabled: on or off.
+        rate: position units per second: frame f's tokens sit at the text offset +
+            ``round(seconds_f * rate)``.
+        spread: ``share`` (a frame's tokens share its position) or ``spread`` (spread evenly over
+            its slot up to the next frame's position).
+    """
+
+    enabled: bool = False
+    rate: float = in_range(1.0, low=0.0, low_open=True)
+    spread: str = "share"
+
+
+@dataclass
 class ModelSpec:
     """The seven components and how they are joined.
 
@@ -76,6 +100,7 @@ class ModelSpec:
             ``vtg convert video-llama VL_LLaMA_2_7B_Finetuned.pth DIR`` (``llama_proj`` and the
             frame-position table). A missing file is an error when the model is built, not when
             the recipe is validated.
+        time_positions: time in the rotary positions (:class:`TimePositionsSpec`; off by default).
     """
 
     encoder: PluginSpec = field(default_factory=PluginSpec)
@@ -89,6 +114,7 @@ class ModelSpec:
     encoder_chunk_size: int = in_range(0, low=0)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     init_from: Optional[str] = None
+    time_positions: TimePositionsSpec = field(default_factory=TimePositionsSpec)
 
 
 @dataclass

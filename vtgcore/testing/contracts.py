@@ -222,6 +222,26 @@ class CompressorContract(_Contract):
             if out.frame_index is not None:
                 assert out.frame_index.shape == (2, k)
 
+    def test_frame_groups_follow_frame_index(self) -> None:
+        """``frame_groups`` (when not None) sums to K and names every token's ``frame_index``,
+        padded frames included."""
+        comp = self.build(dim=self.dim).eval()
+        for t, l in self.sizes:
+            groups = comp.frame_groups(t, l)
+            if groups is None:
+                continue
+            k = comp.output_tokens(t, l)
+            assert sum(n for _, n in groups) == k, (groups, k)
+            assert all(n >= 1 for _, n in groups), groups
+            frames = [f for f, _ in groups]
+            assert frames == sorted(set(frames)) and all(0 <= f < t for f in frames), groups
+            expected = torch.tensor([f for f, n in groups for _ in range(n)])
+            mask = torch.ones(2, t, dtype=torch.bool)
+            mask[1, t // 2 + 1:] = False
+            out = comp(torch.randn(2, t, l, self.dim), mask, torch.arange(t).float().expand(2, t))
+            assert out.frame_index is not None, "a compressor with frame_groups must return frame_index"
+            assert out.frame_index.tolist() == [expected.tolist()] * 2
+
     def test_padding_frames_do_not_change_output(self) -> None:
         comp = self.build(dim=self.dim).eval()
         t, l = 6, 3
@@ -314,6 +334,32 @@ class LLMContract(_Contract):
         out.loss.backward()
         new = llm.generate(emb.detach(), mask, max_new_tokens=3, do_sample=False)
         assert new.dim() == 2 and new.shape[0] == 1 and 1 <= new.shape[1] <= 3
+
+    def test_default_position_ids_change_nothing(self) -> None:
+        """``position_ids`` equal to the default ``0, 1, ...`` over the real tokens of left-padded
+        rows (1 at padding) give the same logits, loss and greedy tokens as none."""
+        llm = self.build().eval()
+        tok = llm.tokenizer
+        texts = ["a red circle appears at the left", "a blue square"]
+        rows = [tok.encode(t, add_special_tokens=False) for t in texts]
+        width = max(len(r) for r in rows)
+        ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + r for r in rows])
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+        positions = (mask.cumsum(1) - 1).masked_fill(mask == 0, 1)
+        labels = ids.masked_fill(mask == 0, -100)
+        emb = llm.embed(ids)
+        with torch.no_grad():
+            plain = llm(inputs_embeds=emb, attention_mask=mask, labels=labels)
+            given = llm(inputs_embeds=emb, attention_mask=mask, labels=labels, position_ids=positions)
+            lean = llm(inputs_embeds=emb, attention_mask=mask, labels=labels, return_logits=False,
+                       position_ids=positions)
+            real = mask.bool()
+            torch.testing.assert_close(given.logits[real], plain.logits[real], rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(given.loss, plain.loss, rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(lean.loss, plain.loss, rtol=1e-4, atol=1e-5)
+            a = llm.generate(emb, mask, max_new_tokens=3, do_sample=False)
+            b = llm.generate(emb, mask, position_ids=positions, max_new_tokens=3, do_sample=False)
+        assert torch.equal(a, b)
 
 
 class GroundingContract(_Contract):
