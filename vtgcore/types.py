@@ -5,8 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+import math
+
 import numpy as np
 import torch
+
+from vtgcore.errors import TimeCodecError
 
 IGNORE_INDEX = -100
 """Label value of the positions that take no loss (prompt, video, padding), as in transformers."""
@@ -78,3 +82,18 @@ def seconds_list(times: Any) -> list[float]:
     if array.dtype == np.float64 or not np.issubdtype(array.dtype, np.floating):
         return [float(t) for t in array.reshape(-1).tolist()]
     return [float(str(v)) for v in array.reshape(-1).astype(np.float32)]
+
+
+def checked_seconds(seconds: Any) -> float:
+    """A time a codec is asked to write, as a float: finite and >= 0.
+
+    Raises:
+        vtgcore.errors.TimeCodecError: not a number, not finite, or negative (the message quotes it).
+    """
+    try:
+        value = float(seconds)
+    except (TypeError, ValueError):
+        raise TimeCodecError(f"time must be a number of seconds, got {seconds!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise TimeCodecError(f"time must be a finite number >= 0 seconds, got {seconds!r}")
+    return value

@@ -25,6 +25,7 @@ from typing import Any, Sequence
 
 from vtgcore.errors import TimeCodecError
 from vtgcore.interfaces import TimeCodec
+from vtgcore.types import checked_seconds
 from vtgcore.hookspecs import hookimpl
 from vtgcore.vocab import VTGLLM_TIME_TOKENS
 
@@ -82,12 +83,7 @@ class AbsoluteTimeTokens(TimeCodec):
 
     def tenths(self, seconds: float) -> int:
         """The time in tenths of a second after rounding and range handling."""
-        try:
-            value = float(seconds)
-        except (TypeError, ValueError):
-            raise TimeCodecError(f"time must be a number of seconds, got {seconds!r}") from None
-        if not math.isfinite(value) or value < 0:
-            raise TimeCodecError(f"time must be a finite number >= 0 seconds, got {seconds!r}")
+        value = checked_seconds(seconds)
         mode = ROUND_DOWN if self.rounding == "truncate" else ROUND_HALF_EVEN
         tenths = int(Decimal(repr(value)).quantize(Decimal("0.1"), rounding=mode) * 10)
         if tenths > 10 ** (self.integer_digits + 1) - 1:

@@ -9,6 +9,7 @@ from typing import Any, Sequence
 
 from vtgcore.errors import TimeCodecError
 from vtgcore.interfaces import TimeCodec
+from vtgcore.types import checked_seconds
 from vtgcore.hookspecs import hookimpl
 
 _NUMBER = re.compile(r"(?<![\d.])\d+(?:\.\d+)?")
@@ -40,12 +41,7 @@ class PlainDigits(TimeCodec):
         return {}
 
     def encode(self, seconds: float) -> str:
-        try:
-            value = float(seconds)
-        except (TypeError, ValueError):
-            raise TimeCodecError(f"time must be a number of seconds, got {seconds!r}") from None
-        if not math.isfinite(value) or value < 0:
-            raise TimeCodecError(f"time must be a finite number >= 0 seconds, got {seconds!r}")
+        value = checked_seconds(seconds)
         return f"{value:.{self.decimals}f}"
 
     def decode_ids(self, ids: Sequence[int], tokenizer: Any) -> list[float]:
