@@ -264,6 +264,46 @@ class VideoLLM(nn.Module):
             loss = out.loss + sum(aux.values(), torch.zeros((), device=out.loss.device))
         return VideoLLMOutput(loss=loss, logits=out.logits, lm_loss=out.loss, aux_losses=aux)
 
+    def completion_logprobs(self, frames: torch.Tensor, timestamps: torch.Tensor, input_ids: torch.Tensor,
+                            attention_mask: torch.Tensor, completion_mask: torch.Tensor,
+                            frame_mask: Optional[torch.Tensor] = None, temperature: float = 1.0) -> torch.Tensor:
+        """Log-probabilities of generated tokens under the model, as RL post-training scores them.
+
+        A row is a left-padded generation prompt followed by the tokens generated for it
+        (:meth:`generate`), padding after them. The model sees the row as generation saw it: the
+        grounding stage reads the prompt only (the completion is kept out as answers are in
+        training), positions count real tokens (transformers' generation positions for left-padded
+        prompts) or follow time (``time_positions``), and the logits are divided by the sampling
+        ``temperature``. So for the model that generated them these are the log-probabilities the
+        tokens were sampled with (before top-p truncation).
+
+        Args:
+            frames: pixels or cached encoder features.
+            timestamps: seconds of every frame.
+            input_ids: prompt and completion ids, K video placeholders per row.
+            attention_mask: 1 for real tokens (prompt and completion).
+            completion_mask: True at the completion tokens to score.
+            frame_mask: True for real frames.
+            temperature: the sampling temperature.
+
+        Shape:
+            frames: (B, T, 3, H, W) or (B, T, L, Dv); timestamps, frame_mask: (B, T);
+            input_ids, attention_mask, completion_mask: (B, S) -> (B, S) float32: log p(token s |
+            tokens before s) where ``completion_mask``, 0 elsewhere (and at s = 0)
+        """
+        scored = completion_mask.bool()
+        labels = torch.where(scored, input_ids, torch.full_like(input_ids, IGNORE_INDEX))
+        visual, embeds, mask = self.prepare_inputs(frames, timestamps, input_ids, attention_mask, frame_mask, labels)
+        positions = self.position_ids(input_ids, mask, visual, timestamps, frame_mask)
+        if positions is None:  # as transformers' generate() numbers a left-padded row
+            positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        logits = self.llm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions).logits
+        target = scored[:, 1:]
+        picked = logits[:, :-1][target].float() / temperature
+        chosen = torch.log_softmax(picked, -1).gather(-1, input_ids[:, 1:][target].unsqueeze(-1)).squeeze(-1)
+        out = torch.zeros(target.shape, dtype=chosen.dtype, device=chosen.device).masked_scatter(target, chosen)
+        return torch.cat([torch.zeros_like(out[:, :1]), out], 1)
+
     @torch.no_grad()
     def generate(self, frames: torch.Tensor, timestamps: torch.Tensor, input_ids: torch.Tensor,
                  attention_mask: torch.Tensor, frame_mask: Optional[torch.Tensor] = None,

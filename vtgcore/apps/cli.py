@@ -274,6 +274,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         load_eval(sets[task]["annotation"], sets[task].get("format"))
     if args.checkpoint:  # the trained weights replace the starting point: model.init_from is not needed
         recipe.model.init_from = None
+        from vtgcore.checkpoint import frozen_component_files
+
+        for line in frozen_component_files(recipe, args.checkpoint):  # frozen parts are not in the checkpoint
+            print(f"vtg: eval: {line}", file=sys.stderr)
     _check_eval_outputs(args, recipe, sets, tasks)
     model, processor = build_model(recipe, where=args.recipe, trust_remote_code=args.trust_remote_code)
     if args.checkpoint:

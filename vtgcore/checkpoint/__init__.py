@@ -242,3 +242,54 @@ def load_checkpoint(model: torch.nn.Module, directory: str | Path) -> dict[str, 
     if not isinstance(manifest, dict):
         raise CheckpointError(f"{manifest_path}: unreadable checkpoint manifest (not a JSON object)")
     return manifest
+
+
+def frozen_component_files(recipe: DictConfig, checkpoint: str | Path) -> list[str]:
+    """Point ``recipe``'s components at the weight files the checkpoint's model loaded them from.
+
+    A checkpoint holds the trainable tensors only. A component the run loaded from its own file
+    (``model.<kind>.checkpoint``: the encoder ``vtg run`` pre-trains, a converted ViT) and kept
+    frozen is not in it, so a model rebuilt from another recipe with the checkpoint's weights would
+    start that component from scratch. For every model kind whose recorded recipe (the checkpoint's
+    ``recipe.yaml``) names such a file while ``recipe`` names none for the same plugin, the file is
+    set in ``recipe`` (in place). ``vtg train --load-from`` and ``vtg eval --checkpoint`` call it;
+    a recipe that names its own file keeps it.
+
+    Args:
+        recipe: the loaded recipe the model will be built from.
+        checkpoint: a checkpoint folder, weights file, run folder or ``checkpoints`` folder.
+
+    Returns:
+        One line per file taken (for the log); empty when none was.
+
+    Raises:
+        CheckpointError: a recorded file is missing (the message names the key to set).
+    """
+    from vtgcore.vocab import MODEL_KINDS
+    from vtgcore.utils.limits import load_yaml
+
+    folder = resolve_checkpoint(checkpoint)
+    if not folder.is_dir():
+        folder = folder.parent
+    path = folder / RECIPE
+    if not path.is_file():
+        return []
+    try:
+        recorded = load_yaml(path.read_text(encoding="utf-8"))
+    except Exception:  # noqa: BLE001 - an unreadable record is no reason to refuse the weights
+        return []
+    model = recorded.get("model") if isinstance(recorded, dict) else None
+    taken = []
+    for kind in MODEL_KINDS:
+        old = model.get(kind) if isinstance(model, dict) else None
+        if not isinstance(old, dict) or not isinstance(old.get("checkpoint"), str) or not old["checkpoint"]:
+            continue
+        spec = recipe.model[kind]
+        if spec.get("checkpoint") or spec.name != old.get("name"):
+            continue
+        if not Path(old["checkpoint"]).is_file():
+            raise CheckpointError(f"{path}: model.{kind} ({spec.name}) was loaded from {old['checkpoint']}, which is "
+                                  f"missing; set model.{kind}.checkpoint to its weights")
+        spec.checkpoint = old["checkpoint"]
+        taken.append(f"model.{kind}.checkpoint = {old['checkpoint']} (as the checkpoint's recipe {path})")
+    return taken

@@ -25,9 +25,10 @@ from omegaconf.errors import OmegaConfBaseException
 
 from vtgcore.config.runner_section import check_recipe_objects, check_runner_values
 from vtgcore.ranges import declared_ranges
-from vtgcore.config.schema import (CHAT_TEMPLATES, FRAME_TIMES, READERS, SAMPLINGS, TRAINABLE, VIDEO_LAYOUTS, DataSpec,
-                                   EvalSpec, LoraSpec, ModelSpec, Recipe, SPREADS, TimePositionsSpec)
-from vtgcore.config.train_data import check_train_data
+from vtgcore.config.schema import (CHAT_TEMPLATES, FRAME_TIMES, LOSS_AGGREGATIONS, OBJECTIVES, READERS, SAMPLINGS,
+                                   SPREADS, TRAINABLE, VIDEO_LAYOUTS, DataSpec, EvalSpec, GRPOSpec, LoraSpec, ModelSpec,
+                                   Recipe, TimePositionsSpec)
+from vtgcore.config.train_data import check_prompt_data, check_train_data
 from vtgcore.errors import RecipeError, VTGError
 from vtgcore.vocab import MODEL_KINDS
 from vtgcore.utils.limits import MAX_DEFAULTS_DEPTH, load_yaml, short, surrogate_field, yaml_problem
@@ -268,6 +269,7 @@ def _check_ranges(merged: DictConfig, where: str) -> None:
              (merged.eval, EvalSpec, "eval.")]
     nodes += [(merged.model[kind].lora, LoraSpec, f"model.{kind}.lora.") for kind in MODEL_KINDS]
     nodes.append((merged.model.time_positions, TimePositionsSpec, "model.time_positions."))
+    nodes.append((merged.training.grpo, GRPOSpec, "training.grpo."))
     for node, cls, prefix in nodes:
         for name, allowed in declared_ranges(cls).items():
             if name not in node or OmegaConf.is_missing(node, name):
@@ -297,6 +299,10 @@ def _check_values(merged: DictConfig, where: str, partial: bool) -> None:
     if merged.model.prompt.chat_template not in CHAT_TEMPLATES:
         raise RecipeError(f"{where}: model.prompt.chat_template is {merged.model.prompt.chat_template!r}; "
                           f"allowed: {', '.join(CHAT_TEMPLATES)}")
+    for key, value, allowed in (("objective", merged.training.objective, OBJECTIVES),
+                                ("grpo.loss_aggregation", merged.training.grpo.loss_aggregation, LOSS_AGGREGATIONS)):
+        if value not in allowed:
+            raise RecipeError(f"{where}: training.{key} is {value!r}; allowed: {', '.join(allowed)}")
     prompt = merged.model.prompt
     if prompt.get("video_layout", "block") not in VIDEO_LAYOUTS:
         raise RecipeError(f"{where}: model.prompt.video_layout is {prompt.video_layout!r}; "
@@ -396,11 +402,29 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = (), *, catalog: Any
         raise RecipeError(f"{path}: cannot resolve an interpolation: {str(exc).splitlines()[0]}") from None
     check_recipe_objects(resolved, str(path))
     check_runner_values(resolved.get("runner"), str(path))
-    if resolved["data"]["train"].get("datasets") is not None:
+    if resolved["training"]["objective"] == "grpo":
+        check_prompt_data(resolved["data"]["train"], f"{path}: data.train")
+    elif resolved["data"]["train"].get("datasets") is not None:
         check_train_data(resolved["data"]["train"], f"{path}: data.train")
     if validate_plugins:
         check_plugins(recipe, catalog, str(path))
+        if resolved["training"]["objective"] == "grpo":
+            check_reward(resolved["training"]["grpo"]["reward"], catalog, f"{path}: training.grpo")
     return recipe
+
+
+def check_reward(spec: Any, catalog: Any, where: str) -> None:
+    """Build the reward once, so that an unknown plugin or bad params fail at load (``vtg recipe validate``).
+
+    Raises:
+        RecipeError: what :func:`vtgcore.build.build_reward` raises, as one recipe error.
+    """
+    from vtgcore.build import build_reward
+
+    try:
+        build_reward(spec, catalog, where)
+    except VTGError as exc:
+        raise RecipeError(str(exc)) from None
 
 
 def check_plugins(recipe: DictConfig, catalog: Any = None, where: str = "") -> None:

@@ -171,6 +171,69 @@ class EvalSpec:
     legacy_parser: bool = False
 
 
+OBJECTIVES = ("sft", "grpo")
+LOSS_AGGREGATIONS = ("token", "sequence")
+
+
+@dataclass
+class GRPOSpec:
+    """Group relative policy optimisation (``training.objective: grpo``; :mod:`vtgcore.mm.grpo`).
+
+    For every training prompt the model samples ``group_size`` answers (batched generation with the
+    KV cache), a reward plugin scores each, rewards are normalised within the prompt's group, and the
+    clipped policy-ratio objective is optimised, optionally with a KL penalty to the starting policy;
+    no value model. Training prompts and ground truth come from an evaluation-format annotation
+    (``data.train: {annotation, format}``).
+
+    Attributes:
+        group_size: answers sampled per prompt (G).
+        temperature: sampling temperature of the answers (and of the log-probabilities they are
+            scored with).
+        top_p: nucleus sampling mass of the answers.
+        max_new_tokens: longest sampled answer.
+        passes: optimisation passes (optimizer steps) over each batch of sampled answers; the
+            ratio to the sampling policy is clipped, so passes after the first stay near it.
+        clip_eps: the ratio is clipped to ``[1 - clip_eps, 1 + clip_eps]``.
+        kl_coef: weight of the KL penalty to the reference policy, the model as the run started
+            (its trainable tensors are kept; a resumed run restores them); 0: no reference kept.
+        scale_rewards: divide each group's centred rewards by the group's standard deviation
+            (GRPO); False: centre only (Dr. GRPO).
+        loss_aggregation: ``token`` (the mean over every answer token of the batch) or
+            ``sequence`` (each answer's token mean, then the mean over answers: GRPO's paper form).
+        reward: the reward plugin spec ``{name, params}`` (``vtg plugins`` lists them; a
+            ``weighted_sum`` composes several).
+        log_samples: prompts whose sampled answers and rewards are written to the run log (and
+            ``grpo_samples.jsonl`` in the work dir) every ``runner.log_interval`` iterations.
+    """
+
+    group_size: int = in_range(8, low=2, high=1024)
+    temperature: float = in_range(1.0, low=0.0, low_open=True)
+    top_p: float = in_range(1.0, low=0.0, high=1.0, low_open=True)
+    max_new_tokens: int = in_range(64, low=1)
+    passes: int = in_range(1, low=1, high=1000)
+    clip_eps: float = in_range(0.2, low=0.0, high=1.0, low_open=True, high_open=True)
+    kl_coef: float = in_range(0.0, low=0.0)
+    scale_rewards: bool = True
+    loss_aggregation: str = "token"
+    reward: dict[str, Any] = field(default_factory=lambda: {"name": "temporal_iou"})
+    log_samples: int = in_range(2, low=0)
+
+
+@dataclass
+class TrainingSpec:
+    """What ``vtg train`` optimises.
+
+    Attributes:
+        objective: ``sft`` (next-token cross-entropy on the answers of ``data.train``, the default)
+            or ``grpo`` (RL post-training: :class:`GRPOSpec`, usually with ``vtg train --load-from``
+            an SFT checkpoint).
+        grpo: GRPO settings (read with ``objective: grpo``).
+    """
+
+    objective: str = "sft"
+    grpo: GRPOSpec = field(default_factory=GRPOSpec)
+
+
 @dataclass
 class Recipe:
     """A whole experiment.
@@ -184,6 +247,7 @@ class Recipe:
         data: the data.
         runner: mmengine Runner keyword arguments (train_cfg, optim_wrapper, hooks, ...).
         eval: generation and parsing of ``vtg eval``.
+        training: the training objective (``sft`` or ``grpo``).
     """
 
     experiment_name: str = MISSING
@@ -194,3 +258,4 @@ class Recipe:
     data: DataSpec = field(default_factory=DataSpec)
     runner: dict[str, Any] = field(default_factory=dict)
     eval: EvalSpec = field(default_factory=EvalSpec)
+    training: TrainingSpec = field(default_factory=TrainingSpec)

@@ -57,3 +57,26 @@ def check_train_data(train: Mapping[str, Any], where: str = "data.train") -> Non
             raise RecipeError(f"{at}.sources must be a list of source names, got {sources!r}")
 
 
+PROMPT_DATA_KEYS = ("annotation", "format", "batch_size", "num_workers", "skip_broken", "crop", "resize")
+"""``data.train`` keys of a GRPO recipe (prompts and ground truth from an evaluation-format file)."""
+
+
+def check_prompt_data(train: Any, where: str) -> None:
+    """``data.train`` of a GRPO recipe: one evaluation-format annotation (``annotation``, ``format``
+    optional: detected from the content), no ``datasets``/``sources`` (those are VTG-IT's).
+
+    Raises:
+        RecipeError: no annotation, an unknown format or key.
+    """
+    from vtgcore.data.formats import EVAL_FORMATS
+
+    if not isinstance(train, dict) or not isinstance(train.get("annotation"), str) or not train["annotation"]:
+        raise RecipeError(f"{where}: training.objective grpo reads prompts and ground truth from an evaluation-format "
+                          f"annotation: set data.train.annotation (and data.train.format: {', '.join(EVAL_FORMATS)})")
+    unknown = sorted(str(k) for k in train if k not in PROMPT_DATA_KEYS)
+    if unknown:
+        raise RecipeError(f"{where}: key(s) {unknown} are not used with training.objective grpo; allowed: "
+                          f"{', '.join(PROMPT_DATA_KEYS)}")
+    fmt = train.get("format")
+    if fmt is not None and fmt not in EVAL_FORMATS:
+        raise RecipeError(f"{where}: format {fmt!r} is not an evaluation format; allowed: {', '.join(EVAL_FORMATS)}")

@@ -18,7 +18,9 @@ resolve them with ``video_root = out_dir``):
   one line per event that covers at least one whole-duration clip.
 * ``val/youcook2.json``: YouCook2 coco format, one annotation per validation video listing all of
   its events.
-* ``meta.json``: the generation settings and every video's events.
+* ``train_gt/charades.json``, ``train_gt/qvhighlights.jsonl``, ``train_gt/youcook2.json``: the
+  same three ground truths for the training videos (prompts and rewards of RL post-training).
+* ``meta.json``: the generation settings and every video's events (written last).
 
 Ground-truth definitions:
 
@@ -645,6 +647,11 @@ class _Annotations:
     charades: list[dict[str, Any]] = field(default_factory=list)
     qvhighlights: list[dict[str, Any]] = field(default_factory=list)
     youcook2: list[dict[str, Any]] = field(default_factory=list)
+    # the training videos' ground truth in the evaluation formats (train_gt/: RL post-training
+    # reads prompts and ground truth from them; docs/training.md "GRPO")
+    train_charades: list[dict[str, Any]] = field(default_factory=list)
+    train_qvhighlights: list[dict[str, Any]] = field(default_factory=list)
+    train_youcook2: list[dict[str, Any]] = field(default_factory=list)
     videos: list[dict[str, Any]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=lambda: {split: 0.0 for split in SPLITS})
 
@@ -652,29 +659,33 @@ class _Annotations:
         """Add the records of one generated video."""
         self.seconds[plan.split] += plan.duration
         self.videos.append(_meta_video(plan))
-        if plan.split == "train":
+        train = plan.split == "train"
+        if train:
             self.train.extend(_train_items(plan, rendered, _prompt_rng(seed, plan.split, plan.index)))
-        else:
-            self.charades.extend(_charades_rows(plan))
-            self.qvhighlights.extend(_qvh_rows(plan, rendered, seed))
-            self.youcook2.append(_youcook_row(plan))
+        prefix = "train_" if train else ""  # each row draws from its own stream: the val rows are unchanged
+        getattr(self, prefix + "charades").extend(_charades_rows(plan))
+        getattr(self, prefix + "qvhighlights").extend(_qvh_rows(plan, rendered, seed))
+        getattr(self, prefix + "youcook2").append(_youcook_row(plan))
 
     def extend(self, other: "_Annotations") -> None:
         """Append another video's (or batch's) records after these."""
-        for name in ("train", "charades", "qvhighlights", "youcook2", "videos"):
+        for name in ("train", "charades", "qvhighlights", "youcook2", "train_charades", "train_qvhighlights",
+                     "train_youcook2", "videos"):
             getattr(self, name).extend(getattr(other, name))
         for split, value in other.seconds.items():
             self.seconds[split] += value
 
     def write(self, root: Path, settings: dict[str, Any]) -> None:
-        """Write ``train.json``, the ``val/`` ground truths (with ids) and ``meta.json``."""
+        """Write ``train.json``, the ``val/`` ground truths (with ids), the same for the training
+        videos in ``train_gt/`` and ``meta.json`` (last: its presence marks a finished folder)."""
         write_json(root / "train.json", self.train)
-        write_json(root / "val" / "charades.json",
-                   {"annotations": [{**row, "id": i} for i, row in enumerate(self.charades)]})
-        write_jsonl(root / "val" / "qvhighlights.jsonl",
-                    [{"qid": i, **row} for i, row in enumerate(self.qvhighlights)])
-        write_json(root / "val" / "youcook2.json",
-                   {"annotations": [{**row, "id": i} for i, row in enumerate(self.youcook2)]})
+        for folder, prefix in (("val", ""), ("train_gt", "train_")):
+            write_json(root / folder / "charades.json",
+                       {"annotations": [{**row, "id": i} for i, row in enumerate(getattr(self, prefix + "charades"))]})
+            write_jsonl(root / folder / "qvhighlights.jsonl",
+                        [{"qid": i, **row} for i, row in enumerate(getattr(self, prefix + "qvhighlights"))])
+            write_json(root / folder / "youcook2.json",
+                       {"annotations": [{**row, "id": i} for i, row in enumerate(getattr(self, prefix + "youcook2"))]})
         write_json(root / "meta.json", {**settings, "videos": self.videos})
 
     def summary(self) -> dict[str, Any]:
@@ -683,7 +694,9 @@ class _Annotations:
         tasks = {task: sum(item["source"] == SOURCE_PREFIX + task for item in self.train) for task in TASKS}
         queries = {"charades": len(self.charades), "qvhighlights": len(self.qvhighlights),
                    "youcook2": len(self.youcook2)}
-        return {"videos": videos, "train_samples": tasks, "val_queries": queries,
+        train_queries = {"charades": len(self.train_charades), "qvhighlights": len(self.train_qvhighlights),
+                         "youcook2": len(self.train_youcook2)}
+        return {"videos": videos, "train_samples": tasks, "val_queries": queries, "train_queries": train_queries,
                 "seconds": {split: round(value, 3) for split, value in self.seconds.items()},
                 "total_seconds": round(sum(self.seconds.values()), 3)}
 
@@ -723,7 +736,8 @@ def generate_synth(out_dir: str | os.PathLike[str], *, seed: int = 0, n_train: i
 
     Returns:
         ``{"out_dir", "seed", "videos": {split: n}, "train_samples": {task: n},
-        "val_queries": {format: n}, "seconds": {split: s}, "total_seconds", "wall_s"}``.
+        "val_queries": {format: n}, "train_queries": {format: n}, "seconds": {split: s}, "total_seconds",
+        "wall_s"}``.
 
     Raises:
         SynthError: (a ``ValueError``) invalid arguments.

@@ -58,6 +58,31 @@ class VTGInstructDataset(_EpochIndexed):
         super().__init__(items, frames, video_root=video_root, skip_broken=skip_broken, seed=seed)
 
 
+@DATASETS.register_module()
+class VTGPromptDataset(_EpochIndexed):
+    """Prompts with their ground truth for RL post-training (``training.objective: grpo``): the
+    items of an evaluation-format annotation (Charades-STA, QVHighlights, YouCook2 ... as
+    ``vtg eval`` reads them), each with its task's evaluation prompt and no answer.
+
+    Args:
+        annotation: the annotation file.
+        format: its format (None: detected from the content).
+        others: as :class:`VTGInstructDataset`.
+    """
+
+    def __init__(self, annotation: str, format: Optional[str] = None, video_root: Optional[str] = None,
+                 num_frames: int = 96, sampling: str = "random_per_segment", reader: str = "auto",
+                 image_size: int = 224, resize: str = "squash", crop: bool = False,
+                 mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD, skip_broken: bool = False,
+                 seed: int = 0, frame_times: str = "container") -> None:
+        from vtgcore.data.formats import load_eval
+
+        items = load_eval(annotation, format)
+        frames = FrameConfig(num_frames, sampling, reader, image_size, resize, crop, tuple(mean), tuple(std),
+                             frame_times=frame_times)
+        super().__init__(items, frames, video_root=video_root, skip_broken=skip_broken, seed=seed)
+
+
 @FUNCTIONS.register_module()
 def vtg_collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Pad samples into a batch (tokenization happens in the model's data preprocessor)."""

@@ -26,6 +26,9 @@ TRAINING_FILES = (WEIGHTS, MANIFEST, "optimizer.safetensors", "optimizer.json", 
                   "rng.safetensors", "rng.json", "loop.json")
 """The files of a complete training checkpoint folder (``loop.json`` is written last)."""
 
+OBJECTIVE_STATE = "objective.safetensors"
+"""The training objective's own tensors (GRPO's reference policy), only when it has some."""
+
 
 def _vtg(runner: Any) -> Any:
     model = runner.model
@@ -221,6 +224,10 @@ class VTGCheckpointHook(Hook):
         atomic_write_text(path / "optimizer.json", json.dumps(meta))
         atomic_write_text(path / "schedulers.json",
                           json.dumps([[s.state_dict() for s in g] for g in scheduler_groups(runner)]))
+        objective = model.training_state()
+        if objective:
+            tensors = {k: v.detach().contiguous().cpu() for k, v in objective.items()}
+            atomic_write_bytes(path / OBJECTIVE_STATE, save(tensors))
         rng_tensors, rng_meta = _rng_state()
         atomic_write_bytes(path / "rng.safetensors", save(rng_tensors))
         atomic_write_text(path / "rng.json", json.dumps(rng_meta))
@@ -292,6 +299,14 @@ class VTGCheckpointHook(Hook):
         schedulers, rng_meta = read_json("schedulers.json"), read_json("rng.json")
         rng = read_tensors("rng.safetensors")
         load_checkpoint(_vtg(runner).vtg, path)
+        objective = read_tensors(OBJECTIVE_STATE) if (path / OBJECTIVE_STATE).is_file() else {}
+        if _vtg(runner).training_state() and not objective:
+            raise CheckpointError(f"{path}: no {OBJECTIVE_STATE}: this run keeps its objective's tensors (GRPO's "
+                                  "reference policy) and the checkpoint was saved without them")
+        try:
+            _vtg(runner).load_training_state(objective)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{path / OBJECTIVE_STATE}: {exc}") from None
         try:
             runner.optim_wrapper.load_state_dict(_unflatten_optimizer(optimizer, meta))
             for group, states in zip(scheduler_groups(runner), schedulers):

@@ -138,6 +138,22 @@ class VTGModel(BaseModel):
                             data_samples["attention_mask"], frame_mask=data_samples["frame_mask"]).logits
         raise RuntimeError(f"invalid mode {mode!r}; use 'loss', 'predict' or 'tensor'")
 
+    def training_state(self) -> dict[str, torch.Tensor]:
+        """Tensors of the training objective that a checkpoint keeps besides the trainable weights
+        (none for SFT; GRPO's reference policy), saved by :class:`vtgcore.mm.hooks.VTGCheckpointHook`."""
+        return {}
+
+    def load_training_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Restore what :meth:`training_state` gave.
+
+        Raises:
+            CheckpointError: the checkpoint holds objective tensors this run does not keep.
+        """
+        if tensors:
+            from vtgcore.errors import CheckpointError
+
+            raise CheckpointError(f"the checkpoint holds {len(tensors)} tensors of another training objective")
+
     @torch.no_grad()
     def predict(self, inputs: torch.Tensor, data_samples: dict) -> list[dict[str, Any]]:
         """Generate, decode times by id and parse with the task parser of each item."""

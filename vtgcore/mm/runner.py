@@ -101,15 +101,27 @@ def train_loader(model: Any, recipe: DictConfig, video_root: Optional[str], wher
 
     data = recipe.data
     train = OmegaConf.to_container(data.train, resolve=True)
-    check_train_data(train, f"{where}: data.train" if where else "data.train")
+    grpo = recipe.training.objective == "grpo"
+    if grpo:
+        from vtgcore.config.train_data import check_prompt_data
+
+        check_prompt_data(train, f"{where}: data.train" if where else "data.train")
+    else:
+        check_train_data(train, f"{where}: data.train" if where else "data.train")
     enc = model.vtg.encoder
     common = dict(num_frames=data.num_frames, sampling=data.train_sampling, reader=data.reader,
                   image_size=enc.image_size, resize=train.get("resize", "squash"), crop=train.get("crop", False),
                   mean=enc.mean, std=enc.std, skip_broken=train.get("skip_broken", False), seed=recipe.seed,
                   frame_times=str(data.get("frame_times", "container")))
-    if train.get("datasets") is not None:
-        dataset: Any = MixedInstructDataset(train["datasets"], video_root=video_root or data.video_root, **common)
-        sampler: Any = MixSampler(dataset, shuffle=True, seed=recipe.seed)
+    if grpo:  # prompts and ground truth from an evaluation-format annotation
+        from vtgcore.mm.datasets import VTGPromptDataset
+
+        dataset: Any = VTGPromptDataset(annotation=train["annotation"], format=train.get("format"),
+                                        video_root=video_root or data.video_root, **common)
+        sampler: Any = EpochIndexSampler(dataset, shuffle=True, seed=recipe.seed)
+    elif train.get("datasets") is not None:
+        dataset = MixedInstructDataset(train["datasets"], video_root=video_root or data.video_root, **common)
+        sampler = MixSampler(dataset, shuffle=True, seed=recipe.seed)
         print_log(f"training data mix: {dataset.describe()}", logger="current")
     else:
         dataset = VTGInstructDataset(annotation=train["annotation"], video_root=video_root or data.video_root,
@@ -243,7 +255,8 @@ def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher
     """
     import vtgcore.mm  # noqa: F401  (registers everything)
 
-    from vtgcore.checkpoint import load_checkpoint
+    from vtgcore.checkpoint import frozen_component_files, load_checkpoint
+    from vtgcore.mm.grpo import VTGGRPOModel
     from vtgcore.mm.model import VTGModel
 
     from vtgcore.config.runner_section import check_recipe_objects, check_runner_values
@@ -275,9 +288,19 @@ def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher
     schedule = runner_cfg.pop("param_scheduler", None) or default_schedule(
         train_cfg, warmup, optim.get("accumulative_counts", 1))
 
-    model = VTGModel(recipe, trust_remote_code=trust_remote_code)
+    grpo = recipe.training.objective == "grpo"
+    if grpo and int(optim.get("accumulative_counts", 1)) > 1:
+        raise RecipeError(f"{where}: runner.accumulate (or global_batch_size) above 1 is not used with "
+                          "training.objective grpo: one iteration is one batch of prompts, sampled and optimised "
+                          "training.grpo.passes times; set data.train.batch_size instead")
+    inherited = frozen_component_files(recipe, load_from) if load_from else []
+    model = (VTGGRPOModel if grpo else VTGModel)(recipe, trust_remote_code=trust_remote_code)
     if load_from:
         load_checkpoint(model.vtg, load_from)
+    if grpo:
+        model.keep_reference()  # the policy the run starts from (a resume restores the saved one)
+        model.log_interval = log_interval
+        model.samples_file = Path(work_dir) / "grpo_samples.jsonl"
     default_hooks = {
         "timer": {"type": "IterTimerHook"},
         "logger": {"type": "LoggerHook", "interval": log_interval},
@@ -295,7 +318,12 @@ def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher
     if strategy not in STRATEGIES:  # FSDP included: check_runner_values refused it above
         raise RecipeError(f"runner.strategy is {strategy!r}; allowed: {', '.join(STRATEGIES)} (DeepSpeed runs "
                           "through mmengine's FlexibleRunner, not wired yet)")
-    if wrapper is None and launcher != "none" and not torch.cuda.is_available():
+    if grpo and launcher != "none":  # the policy's forward through DDP; heads only SFT losses use are idle
+        # (scoped: mmengine's Runner looks the type up in its root registry, which ignores the default scope)
+        wrapper = {"broadcast_buffers": False, "find_unused_parameters": True,
+                   **({} if torch.cuda.is_available() else {"device_ids": None}), **(wrapper or {}),
+                   "type": "vtgcore.GRPODistributedDataParallel"}  # the recipe's other settings kept
+    elif wrapper is None and launcher != "none" and not torch.cuda.is_available():
         wrapper = {"type": "MMDistributedDataParallel", "device_ids": None, "broadcast_buffers": False}
     Path(work_dir).mkdir(parents=True, exist_ok=True)
     runner = _runner_class()(
@@ -307,6 +335,8 @@ def build_runner(recipe: DictConfig, *, work_dir: Optional[str] = None, launcher
         cfg={"model_wrapper_cfg": wrapper} if wrapper else None, **runner_cfg)
     if derived:
         runner.logger.info("derived from the recipe: " + ", ".join(f"{k} {v}" for k, v in derived.items()))
+    for line in inherited:
+        runner.logger.info(f"--load-from: {line}")
     for key in remote_code:
         params = OmegaConf.select(recipe, key.rsplit(".", 1)[0]) or {}
         runner.logger.warning(f"{key} is true (set by the recipe, allowed by --trust-remote-code): the Python "
