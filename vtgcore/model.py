@@ -293,8 +293,14 @@ class VideoLLM(nn.Module):
         """
         scored = completion_mask.bool()
         labels = torch.where(scored, input_ids, torch.full_like(input_ids, IGNORE_INDEX))
-        visual, embeds, mask = self.prepare_inputs(frames, timestamps, input_ids, attention_mask, frame_mask, labels)
-        positions = self.position_ids(input_ids, mask, visual, timestamps, frame_mask)
+        # a sampled answer may hold the video placeholder's id: generation fed it back as its plain
+        # embedding, so only the prompt's placeholders are video slots
+        slots = torch.where(scored & (input_ids == self.video_token_id), torch.full_like(input_ids, -1), input_ids)
+        embeds = self.llm.embed(input_ids)
+        prompt = self.prompt_text(slots, attention_mask, labels, embeds) if self._needs_prompt() else None
+        visual = self.encode_video(frames, timestamps, frame_mask, prompt)
+        embeds, mask = self.splice(slots, attention_mask, visual, embeds)
+        positions = self.position_ids(slots, mask, visual, timestamps, frame_mask)
         if positions is None:  # as transformers' generate() numbers a left-padded row
             positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
         logits = self.llm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions).logits

@@ -197,6 +197,27 @@ def test_files_load_with_the_format_loaders(small):
         assert formats.resolve_video(item.video, root).is_file(), item.video
 
 
+
+def test_training_videos_ground_truth_in_the_evaluation_formats(small):
+    """train_gt/ holds the training videos' ground truth as val/ holds the held-out ones': one MR
+    query per event whose window is the one the VTG-IT MR answers give (RL post-training reads it)."""
+    formats = pytest.importorskip("vtgcore.data.formats")
+    root, summary, _ = small
+    charades = formats.load_charades(root / "train_gt/charades.json")
+    youcook = formats.load_youcook2(root / "train_gt/youcook2.json")
+    qvh = formats.load_qvhighlights(root / "train_gt/qvhighlights.jsonl")
+    assert len(charades) == summary["train_queries"]["charades"] == summary["train_samples"]["mr"]
+    assert len(youcook) == summary["train_queries"]["youcook2"] == SMALL["n_train"]
+    assert len(qvh) == summary["train_queries"]["qvhighlights"]
+    assert all(item.video.startswith("videos/train_") for item in [*charades, *youcook, *qvh])
+    answers = sorted((item.video, tuple(formats.markers_to_seconds(item.turns[0]["a"])))
+                     for item in formats.load_vtg_it(root / "train.json") if item.source == SOURCE_PREFIX + "mr")
+    truth = sorted((item.video, tuple(item.windows[0])) for item in charades)
+    assert [video for video, _ in truth] == [video for video, _ in answers]
+    for (_, exact), (_, written) in zip(truth, answers):  # answers write one decimal (dddd.d)
+        assert exact == pytest.approx(written, abs=0.05 + 1e-9)
+
+
 def test_train_items_cover_tasks_and_match_events(small):
     root, _, _ = small
     meta = {v["video"]: v for v in _meta(root)["videos"]}

@@ -147,6 +147,13 @@ def test_logprobs_are_those_generation_sampled_from(grpo_model, synth_dir):
         torch.testing.assert_close(alone[0], lp[row, keep], rtol=0, atol=1e-5)
         hot = vtg.completion_logprobs(*args, full, attn, scored, frame_mask=batch["frame_mask"], temperature=2.0)
         assert not torch.allclose(hot[scored], lp[scored])
+        # an answer that samples the video placeholder's id: scored as a plain token, the prompt's
+        # video slots unchanged (the tokens before it score as before)
+        odd = full.clone()
+        odd[0, s + 1] = vtg.video_token_id
+        with_slot = vtg.completion_logprobs(*args, odd, attn, scored, frame_mask=batch["frame_mask"])
+        torch.testing.assert_close(with_slot[0, :s + 1], lp[0, :s + 1], rtol=0, atol=1e-6)
+        assert bool(torch.isfinite(with_slot).all()) and float(with_slot[0, s + 1]) < 0
 
 
 def test_reference_policy_kl_is_zero_at_the_start(grpo_model, synth_dir):

@@ -236,3 +236,37 @@ def test_registry_holds_the_model_and_its_preprocessor_only():
     assert MODELS.get("VideoDataPreprocessor") is VideoDataPreprocessor
     assert MODELS.get("VTGModel") is VTGModel
     assert MODELS.get("loss_dict") is None
+
+
+def test_load_from_and_eval_take_frozen_component_files_from_the_checkpoint(synth_dir, tmp_path):
+    """A frozen component loaded from its own file is not in a checkpoint; --load-from and vtg eval
+    --checkpoint take the file from the checkpoint's recipe (a recipe's own file wins; another plugin
+    or a missing file does not pass silently)."""
+    from safetensors.torch import save_file
+
+    from vtgcore.build import build_model
+    from vtgcore.checkpoint import frozen_component_files
+    from vtgcore.errors import CheckpointError
+    from vtgcore.mm.runner import build_runner
+
+    encoder = build_model(recipe(synth_dir))[0].encoder
+    weights = tmp_path / "encoder.safetensors"
+    save_file({k: v + 0.25 for k, v in encoder.state_dict().items()}, str(weights))
+    first = train(recipe(synth_dir, "runner.train_cfg.max_iters=1", f"model.encoder.checkpoint={weights}"),
+                  tmp_path / "a")
+    expected = {k: v.clone() for k, v in first.model.vtg.encoder.state_dict().items()}
+    rec = recipe(synth_dir)
+    lines = frozen_component_files(rec, tmp_path / "a")
+    assert rec.model.encoder.checkpoint == str(weights) and len(lines) == 1 and "model.encoder.checkpoint" in lines[0]
+    second = build_runner(recipe(synth_dir), work_dir=str(tmp_path / "b"), load_from=str(tmp_path / "a"))
+    for name, value in second.model.vtg.encoder.state_dict().items():
+        torch.testing.assert_close(value, expected[name], rtol=0, atol=0)
+    own = tmp_path / "own.safetensors"
+    save_file(encoder.state_dict(), str(own))
+    rec = recipe(synth_dir, f"model.encoder.checkpoint={own}")
+    assert frozen_component_files(rec, tmp_path / "a") == [] and rec.model.encoder.checkpoint == str(own)
+    weights.rename(tmp_path / "moved.safetensors")
+    with pytest.raises(CheckpointError, match="model.encoder .*missing; set model.encoder.checkpoint"):
+        frozen_component_files(recipe(synth_dir), tmp_path / "a")
+    rec = recipe(synth_dir, "encoder=tiny_siglip")  # another plugin: its own weights
+    assert frozen_component_files(rec, tmp_path / "a") == [] and not rec.model.encoder.checkpoint
