@@ -108,3 +108,47 @@ def test_vision_to_llm_side_at_paper_size_on_meta():
     assert slots.slots.shape == (768, 256)
     assert count(projector) == 768 * 4096 + 4096
     assert out.shape == (1, 256, 4096)
+
+
+def _paper_recipe_on_meta(path):
+    """A recipes/vtgllm file built without weights on the meta device, as
+    vtgcore.apps.perf.gpu.real_shape_recipe("paper") builds eval_charades.yaml."""
+    from omegaconf import OmegaConf
+
+    from vtgcore.apps.perf.gpu import PAPER_LLAMA
+    from vtgcore.build import build_model
+    from vtgcore.config.loader import load_recipe
+
+    recipe = load_recipe(path, ["model.encoder.params.vit_checkpoint=null", "model.encoder.params.qformer_checkpoint=null",
+                                "model.llm.params.path=null", "model.llm.params.tokenizer=tiny",
+                                "model.llm.params.gradient_checkpointing=false", "model.llm.params.dtype=float16",
+                                "model.init_from=null"])
+    recipe.model.llm.params.model_config = OmegaConf.create(PAPER_LLAMA)
+    with torch.device("meta"):
+        model, _ = build_model(recipe)
+    return recipe, model
+
+
+def test_grpo_charades_trains_the_finetuned_paper_model_on_meta():
+    """recipes/vtgllm/grpo_charades.yaml: finetune_charades.yaml's model with the GRPO objective."""
+    from vtgcore.build import build_reward
+
+    grpo, model = _paper_recipe_on_meta("recipes/vtgllm/grpo_charades.yaml")
+    assert grpo.training.objective == "grpo"
+    g = grpo.training.grpo
+    assert (g.group_size, g.temperature, g.top_p, g.max_new_tokens, g.passes, g.clip_eps, g.kl_coef) == (
+        8, 1.0, 1.0, 64, 2, 0.2, 0.04)
+    assert g.reward.name == "temporal_iou" and build_reward(g.reward) is not None
+    assert grpo.data.train.format == "charades" and grpo.data.train.batch_size == 1 and "datasets" not in grpo.data.train
+    assert grpo.data.train.annotation.endswith("Charades/train.caption_coco_format.json")
+    assert grpo.runner.optim_wrapper.optimizer.lr == 2e-6 and grpo.runner.global_batch_size is None
+    sft, sft_model = _paper_recipe_on_meta("recipes/vtgllm/finetune_charades.yaml")
+    assert sft.training.objective == "sft"
+    trainable = [sum(p.numel() for p in m.parameters() if p.requires_grad) for m in (model, sft_model)]
+    assert count(model) == count(sft_model) and trainable[0] == trainable[1]
+    assert count(model.encoder.vit) == eva_vit_g_params()
+    assert not any(p.requires_grad for p in model.encoder.vit.parameters())  # the ViT frozen, the Q-Former trains
+    assert count(model.encoder.qformer) == qformer_params()
+    assert all(p.requires_grad for p in model.encoder.qformer.parameters())
+    lora = sum(p.numel() for n, p in model.llm.model.named_parameters() if "lora_" in n)
+    assert lora == 33_554_432

@@ -281,3 +281,26 @@ def test_paper_size_recipe_builds_on_meta_with_its_parameter_counts(recipe, llm_
     assert proc.prompt.chat_template == "tokenizer"
     print(f"{recipe}: encoder {count(enc):,} llm {base:,} lora {lora:,} "
           f"slot {count(model.compressor):,} total {count(model):,}")
+
+
+def test_grpo_recipe_trains_the_sft_model_on_meta():
+    """recipes/modern/siglip_qwen2_5_7b_lora_grpo.yaml: the SFT recipe's model with the GRPO objective."""
+    from vtgcore.build import build_reward
+
+    grpo = load_recipe("recipes/modern/siglip_qwen2_5_7b_lora_grpo.yaml", META)
+    assert grpo.training.objective == "grpo"
+    g = grpo.training.grpo
+    assert (g.group_size, g.temperature, g.top_p, g.max_new_tokens, g.passes, g.clip_eps, g.kl_coef) == (
+        8, 1.0, 1.0, 64, 2, 0.2, 0.04)
+    assert g.reward.name == "temporal_iou" and build_reward(g.reward) is not None
+    assert grpo.data.train.format == "charades" and grpo.data.train.batch_size == 1 and "datasets" not in grpo.data.train
+    assert grpo.runner.optim_wrapper.optimizer.lr == 2e-6
+    counts = []
+    for recipe in (grpo, load_recipe("recipes/modern/siglip_qwen2_5_7b_lora.yaml", META)):
+        with torch.device("meta"):
+            model, _ = build_model(recipe)
+        counts.append((count(model), sum(p.numel() for p in model.parameters() if p.requires_grad)))
+    assert counts[0] == counts[1]
+    assert counts[0][1] == lora_params(32, 3584, 3584, 512, 28) + 2 * 152064 * 3584 + sum(
+        p.numel() for kind in ("time_embedding", "compressor", "projector")
+        for p in getattr(model, kind).parameters() if p.requires_grad)

@@ -266,7 +266,8 @@ class VideoLLM(nn.Module):
 
     def completion_logprobs(self, frames: torch.Tensor, timestamps: torch.Tensor, input_ids: torch.Tensor,
                             attention_mask: torch.Tensor, completion_mask: torch.Tensor,
-                            frame_mask: Optional[torch.Tensor] = None, temperature: float = 1.0) -> torch.Tensor:
+                            frame_mask: Optional[torch.Tensor] = None, temperature: float = 1.0,
+                            group: int = 1) -> torch.Tensor:
         """Log-probabilities of generated tokens under the model, as RL post-training scores them.
 
         A row is a left-padded generation prompt followed by the tokens generated for it
@@ -285,11 +286,13 @@ class VideoLLM(nn.Module):
             completion_mask: True at the completion tokens to score.
             frame_mask: True for real frames.
             temperature: the sampling temperature.
+            group: rows per video: row ``i`` answers video ``i // group`` (the G answers of a
+                prompt share its video, which is encoded once).
 
         Shape:
             frames: (B, T, 3, H, W) or (B, T, L, Dv); timestamps, frame_mask: (B, T);
-            input_ids, attention_mask, completion_mask: (B, S) -> (B, S) float32: log p(token s |
-            tokens before s) where ``completion_mask``, 0 elsewhere (and at s = 0)
+            input_ids, attention_mask, completion_mask: (B * group, S) -> (B * group, S) float32:
+            log p(token s | tokens before s) where ``completion_mask``, 0 elsewhere (and at s = 0)
         """
         scored = completion_mask.bool()
         labels = torch.where(scored, input_ids, torch.full_like(input_ids, IGNORE_INDEX))
@@ -297,8 +300,17 @@ class VideoLLM(nn.Module):
         # embedding, so only the prompt's placeholders are video slots
         slots = torch.where(scored & (input_ids == self.video_token_id), torch.full_like(input_ids, -1), input_ids)
         embeds = self.llm.embed(input_ids)
-        prompt = self.prompt_text(slots, attention_mask, labels, embeds) if self._needs_prompt() else None
+        prompt = None
+        if self._needs_prompt():  # the rows of a group share their prompt (answers are left out of it)
+            prompt = self.prompt_text(slots[::group], attention_mask[::group], labels[::group], embeds[::group])
         visual = self.encode_video(frames, timestamps, frame_mask, prompt)
+        if group > 1:
+            visual = VisualTokens(*(None if t is None else t.repeat_interleave(group, 0) for t in
+                                    (visual.tokens, visual.mask, visual.frame_index)),
+                                  frame_logits=None if visual.frame_logits is None else
+                                  visual.frame_logits.repeat_interleave(group, 0))
+            timestamps = timestamps.repeat_interleave(group, 0)
+            frame_mask = None if frame_mask is None else frame_mask.repeat_interleave(group, 0)
         embeds, mask = self.splice(slots, attention_mask, visual, embeds)
         positions = self.position_ids(slots, mask, visual, timestamps, frame_mask)
         if positions is None:  # as transformers' generate() numbers a left-padded row

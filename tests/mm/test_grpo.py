@@ -147,6 +147,14 @@ def test_logprobs_are_those_generation_sampled_from(grpo_model, synth_dir):
         torch.testing.assert_close(alone[0], lp[row, keep], rtol=0, atol=1e-5)
         hot = vtg.completion_logprobs(*args, full, attn, scored, frame_mask=batch["frame_mask"], temperature=2.0)
         assert not torch.allclose(hot[scored], lp[scored])
+        # a group of rows per video: the video encoded once gives what every row's own copy gives
+        rows = torch.tensor([0, 0, 1, 1])
+        grouped = vtg.completion_logprobs(*args, full[rows], attn[rows], scored[rows], frame_mask=batch["frame_mask"],
+                                          group=2)
+        copied = vtg.completion_logprobs(*(t[rows] for t in args), full[rows], attn[rows], scored[rows],
+                                         frame_mask=batch["frame_mask"][rows])
+        torch.testing.assert_close(grouped, copied, rtol=0, atol=1e-6)
+        torch.testing.assert_close(grouped[::2], lp, rtol=0, atol=1e-5)
         # an answer that samples the video placeholder's id: scored as a plain token, the prompt's
         # video slots unchanged (the tokens before it score as before)
         odd = full.clone()

@@ -216,16 +216,19 @@ class VTGGRPOModel(VTGModel):
 
     def forward(self, inputs: torch.Tensor, data_samples: dict, mode: str = "tensor") -> Any:
         """:meth:`VTGModel.forward`, plus ``logprobs``: the answer tokens' log-probabilities
-        (:meth:`vtgcore.model.VideoLLM.completion_logprobs` at the sampling temperature).
+        (:meth:`vtgcore.model.VideoLLM.completion_logprobs` at the sampling temperature;
+        ``data_samples["group"]`` rows per video, default 1).
 
         Shape:
-            inputs: (B, T, 3, H, W) or (B, T, L, Dv); data_samples["input_ids"]: (B, S) -> (B, S)
+            inputs: (B, T, 3, H, W) or (B, T, L, Dv); data_samples["input_ids"]: (B * group, S) ->
+            (B * group, S)
         """
         if mode == "logprobs":
             return self.vtg.completion_logprobs(inputs, data_samples["timestamps"], data_samples["input_ids"],
                                                 data_samples["attention_mask"], data_samples["completion_mask"],
                                                 frame_mask=data_samples["frame_mask"],
-                                                temperature=self.settings["temperature"])
+                                                temperature=self.settings["temperature"],
+                                                group=int(data_samples.get("group", 1)))
         return super().forward(inputs, data_samples, mode)
 
     def train_step(self, data: Any, optim_wrapper: Any) -> dict[str, torch.Tensor]:
@@ -282,7 +285,6 @@ class VTGGRPOModel(VTGModel):
             raise VTGError(f"the LLM plugin {self.recipe.model.llm.name!r} returned {new.shape[0]} answers for "
                            f"{inputs.shape[0]} prompts x group_size {g}: its generate() must honour transformers' "
                            "num_return_sequences for training.objective grpo")
-        frames, times, frame_mask = rep(inputs), rep(samples["timestamps"]), rep(samples["frame_mask"])
         prompt, prompt_mask = rep(samples["input_ids"]), rep(samples["attention_mask"])
         tok = vtg.tokenizer
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
@@ -302,8 +304,8 @@ class VTGGRPOModel(VTGModel):
         device = new.device
         rewards_t = torch.tensor(rewards, dtype=torch.float32, device=device)
         zeros = torch.zeros_like(prompt_mask)
-        return {"frames": frames,
-                "samples": {"timestamps": times, "frame_mask": frame_mask,
+        return {"frames": inputs,  # one video per prompt: the policy's forward encodes it once for its group
+                "samples": {"timestamps": samples["timestamps"], "frame_mask": samples["frame_mask"], "group": g,
                             "input_ids": torch.cat([prompt, ids.to(prompt.dtype)], 1),
                             "attention_mask": torch.cat([prompt_mask, mask.to(prompt_mask.dtype)], 1),
                             "completion_mask": torch.cat([zeros, mask.to(zeros.dtype)], 1).bool()},
