@@ -146,6 +146,9 @@ def test_grpo_charades_trains_the_finetuned_paper_model_on_meta():
     assert sft.training.objective == "sft"
     trainable = [sum(p.numel() for p in m.parameters() if p.requires_grad) for m in (model, sft_model)]
     assert count(model) == count(sft_model) and trainable[0] == trainable[1]
+    from vtgcore.apps.perf.floors import PAPER_TRAINABLE
+
+    assert trainable[0] == PAPER_TRAINABLE  # the count the GRPO memory estimate uses (docs/performance.md)
     assert count(model.encoder.vit) == eva_vit_g_params()
     assert not any(p.requires_grad for p in model.encoder.vit.parameters())  # the ViT frozen, the Q-Former trains
     assert count(model.encoder.qformer) == qformer_params()

@@ -99,3 +99,29 @@ def test_lora_step_and_the_feature_cache_prediction_at_paper_shapes():
     step = 3 * fwd + 3 * F.compress_project_flops(F.PAPER)
     assert ratio == pytest.approx((51_212_844_122_112 + step) / step)
     assert 2.2 < ratio < 2.4  # the encoder is about 1.3x the LoRA step at 1000 tokens: compute alone gives < 3x
+
+
+def test_grpo_step_estimate_adds_up_its_phases():
+    from vtgcore.apps.perf.floors import (PAPER, encoder_flops, compress_project_flops, grpo_step_estimate,
+                                          kv_cache_bytes, llm_prefill_flops, lora_step_flops, qformer_flops_per_frame,
+                                          weight_bytes)
+
+    peak, bw = 1e15, 3e12
+    one = grpo_step_estimate(PAPER, 1000, 20, 8, 1, False, 10**8, peak, bw)
+    two = grpo_step_estimate(PAPER, 1000, 20, 8, 2, True, 10**8, peak, bw)
+    assert one["phases"]["reference"]["flops"] == one["phases"]["old_policy"]["flops"] == 0
+    encode = encoder_flops(PAPER) + compress_project_flops(PAPER)
+    forward = encode + 8 * llm_prefill_flops(PAPER.llm, 1020, logits_positions=20)
+    assert two["phases"]["reference"]["flops"] == two["phases"]["old_policy"]["flops"] == forward
+    step = (encode + 2 * PAPER.frames * qformer_flops_per_frame(PAPER.qformer, PAPER.vit.tokens, PAPER.vit.width)
+            + 2 * compress_project_flops(PAPER) + 8 * lora_step_flops(PAPER.llm, 1020, 20))
+    assert one["phases"]["train"]["flops"] == step and two["phases"]["train"]["flops"] == 2 * step
+    assert one["phases"]["prefill"]["flops"] == 8 * llm_prefill_flops(PAPER.llm, 1000)
+    assert one["total_floor_s"] == pytest.approx(sum(p["floor_s"] for p in one["phases"].values()))
+    mem = two["memory"]
+    assert mem["kv_cache_sampling"] == kv_cache_bytes(PAPER.llm, 1020, 8)
+    assert mem["weights"] == sum(weight_bytes(PAPER, embed_bytes=4.0).values())
+    assert mem["gradients_and_adam"] == 12 * 10**8 and mem["reference"] == 4 * 10**8
+    assert mem["peak"] == (mem["weights"] + mem["gradients_and_adam"] + mem["reference"]
+                           + max(mem["kv_cache_sampling"], mem["activations_training"] + mem["logits_training"]))
+    assert one["memory"]["reference"] == 0

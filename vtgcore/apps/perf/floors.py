@@ -258,3 +258,108 @@ def video_floors(m: ModelShape, seq: int, new_tokens: int, peak_flops: float, ba
     out["total"] = {"flops": sum(v["flops"] for v in out.values()), "bytes": sum(v["bytes"] for v in out.values()),
                     "floor_s": sum(v["floor_s"] for v in out.values())}
     return out
+
+
+ACTIVATION_BYTES_PER_TOKEN_WIDTH = 34
+"""Bytes of one decoder layer's saved activations per token and unit of width in 16-bit training
+with fused attention (Korthikanti et al. 2022, ``34 s b h`` without the attention-score term)."""
+
+
+def grpo_step_estimate(m: ModelShape, prompt: int, answer: int, group: int, passes: int, kl: bool,
+                       trainable: int, peak_flops: float, bandwidth: float, *, encoder_trains: bool = True,
+                       checkpointing: bool = True, embed_bytes: float = 4.0) -> dict[str, Any]:
+    """Floors and memory of one GRPO iteration for one prompt (``vtgcore.mm.grpo``): the video
+    encoded once for sampling, the prompt expanded to ``group`` rows and prefilled, ``answer``
+    decoding steps for the group (KV cache), then with ``kl`` the reference policy's forward, with
+    ``passes`` > 1 the sampling policy's forward, and ``passes`` training steps (LoRA with
+    gradient checkpointing) on the group's ``prompt + answer`` tokens; every policy forward encodes
+    the video once for the group (through the trainable Q-Former when ``encoder_trains``).
+
+    Memory: the resident weights (:func:`weight_bytes`, embeddings and head at ``embed_bytes``),
+    fp32 gradients and two AdamW moments of the ``trainable`` parameters, the reference policy's
+    copy of them (``kl``), and the larger of the sampling phase (the group's KV cache) and the
+    training phase (each layer's input kept for checkpointing, one layer's activations being
+    recomputed, the fp32 logits of the group). Activations of the encoder are left out.
+
+    Returns:
+        ``phases``: FLOPs, bytes and floor seconds of ``encode``, ``prefill``, ``decode``,
+        ``reference``, ``old_policy``, ``train``; ``total_floor_s``; ``memory`` in bytes by part and
+        ``peak``.
+    """
+    llm, seq = m.llm, prompt + answer
+    w = weight_bytes(m, embed_bytes=embed_bytes)
+    weights = sum(w.values())
+    encode = encoder_flops(m) + compress_project_flops(m)
+    forward = encode + group * llm_prefill_flops(llm, seq, logits_positions=answer)
+    step = (encode + (2 * qformer_flops_per_frame(m.qformer, m.vit.tokens, m.vit.width) * m.frames
+                      if encoder_trains else 0) + compress_project_flops(m) * 2
+            + group * lora_step_flops(llm, seq, answer, checkpointing))
+    llm_bytes = int(llm.params() * 2.0)
+    phases = {
+        "encode": (encode, w["vit"] + w["qformer"]),
+        "prefill": (group * llm_prefill_flops(llm, prompt), llm_bytes + kv_cache_bytes(llm, prompt, group)),
+        "decode": (sum(llm_decode_flops(llm, prompt + i, group) for i in range(answer)),
+                   sum(llm_decode_bytes(llm, prompt + i, group) for i in range(answer))),
+        "reference": ((forward, weights) if kl else (0, 0)),
+        "old_policy": ((forward, weights) if passes > 1 else (0, 0)),
+        "train": (passes * step, passes * 3 * weights),
+    }
+    out: dict[str, Any] = {"phases": {}}
+    for name, (flops, moved) in phases.items():
+        if name == "decode":  # each step is its own roofline
+            floor = sum(floor_seconds(llm_decode_flops(llm, prompt + i, group), llm_decode_bytes(llm, prompt + i, group),
+                                      peak_flops, bandwidth) for i in range(answer))
+        else:
+            floor = floor_seconds(flops, moved, peak_flops, bandwidth) if flops else 0.0
+        out["phases"][name] = {"flops": flops, "bytes": moved, "floor_s": floor}
+    out["total_floor_s"] = sum(p["floor_s"] for p in out["phases"].values())
+    states = 12 * trainable  # fp32 gradient + two AdamW moments
+    reference = 4 * trainable if kl else 0
+    kv = kv_cache_bytes(llm, seq, group)
+    tokens = group * seq
+    activations = (llm.layers * tokens * llm.hidden * 2 + ACTIVATION_BYTES_PER_TOKEN_WIDTH * tokens * llm.hidden
+                   if checkpointing else llm.layers * ACTIVATION_BYTES_PER_TOKEN_WIDTH * tokens * llm.hidden)
+    logits = tokens * llm.vocab * 4
+    out["memory"] = {"weights": weights, "gradients_and_adam": states, "reference": reference,
+                     "kv_cache_sampling": kv, "activations_training": activations, "logits_training": logits}
+    out["memory"]["peak"] = weights + states + reference + max(kv, activations + logits)
+    return out
+
+
+def _grpo_table(argv: Optional[list[str]] = None) -> int:
+    """``python -m vtgcore.apps.perf.floors grpo``: the estimate at the paper's shapes as a table."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m vtgcore.apps.perf.floors grpo")
+    parser.add_argument("--prompt", type=int, default=1000, help="prompt tokens (default 1000)")
+    parser.add_argument("--answer", type=int, default=64, help="sampled tokens per answer (default 64)")
+    parser.add_argument("--group", type=int, default=8)
+    parser.add_argument("--passes", type=int, default=2)
+    parser.add_argument("--no-kl", action="store_true")
+    parser.add_argument("--trainable", type=int, default=PAPER_TRAINABLE)
+    args = parser.parse_args(argv)
+    gib = 1024 ** 3
+    for device in ("H100", "A100-SXM4-80GB"):
+        peak, bw = DEVICE_PEAKS[device]
+        est = grpo_step_estimate(PAPER, args.prompt, args.answer, args.group, args.passes, not args.no_kl,
+                                 args.trainable, peak, bw)
+        print(f"{device}: " + ", ".join(f"{k} {v['flops'] / 1e12:.1f} TFLOP {v['floor_s'] * 1e3:.0f} ms"
+                                        for k, v in est["phases"].items())
+              + f"; total floor {est['total_floor_s']:.2f} s")
+    print("memory: " + ", ".join(f"{k} {v / gib:.2f} GiB" for k, v in est["memory"].items()))
+    return 0
+
+
+PAPER_TRAINABLE = 410_572_288
+"""Trainable parameters of ``recipes/vtgllm/grpo_charades.yaml`` as built (LoRA r 32 on q, k, v,
+o: 33.6M; the fp32 embeddings and head: 262.2M; the Q-Former: 105.1M; the absolute-second table,
+slots and projection; ``tests/test_full_size.py`` counts them on the meta device)."""
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:2] != ["grpo"]:
+        sys.exit("usage: python -m vtgcore.apps.perf.floors grpo [--prompt N] [--answer N] [--group G] "
+                 "[--passes P] [--no-kl] [--trainable N]")
+    sys.exit(_grpo_table(sys.argv[2:]))
