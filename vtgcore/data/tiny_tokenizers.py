@@ -84,29 +84,10 @@ def build_tiny_chat_tokenizer(vocab_size: int = 400) -> Any:
     return tok
 
 
-TINY_QWEN2: dict[str, Any] = {
-    "model_type": "qwen2",
-    "hidden_size": 32,
-    "intermediate_size": 64,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "max_position_embeddings": 512,
-    "tie_word_embeddings": False,
-}
+TINY_QWEN2: dict[str, Any] = {**TINY_LLAMA, "model_type": "qwen2", "tie_word_embeddings": False}
 """A tiny ``Qwen2ForCausalLM`` config (Qwen2.5's architecture: q/k/v biases, GQA)."""
 
-TINY_QWEN3: dict[str, Any] = {
-    "model_type": "qwen3",
-    "hidden_size": 32,
-    "intermediate_size": 64,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "head_dim": 16,
-    "max_position_embeddings": 512,
-    "tie_word_embeddings": False,
-}
+TINY_QWEN3: dict[str, Any] = {**TINY_QWEN2, "model_type": "qwen3", "head_dim": 16}
 """A tiny ``Qwen3ForCausalLM`` config (Qwen3's architecture: q/k norms, explicit head_dim)."""
 
 

@@ -248,11 +248,10 @@ class VTGGRPOModel(VTGModel):
             Scalars for the log: ``loss``, ``reward_mean``, ``reward_std``, ``parse_rate``,
             ``kl``, ``clip_frac``, ``answer_tokens`` (mean answer length).
         """
-        s = self.settings
         batch = self.data_preprocessor(data, training=False)
         inputs, samples = batch["inputs"], batch["data_samples"]
         if inputs.numel() == 0:  # every video of the batch was skipped
-            zero = sum(p.sum() * 0 for p in self.parameters() if p.requires_grad)
+            zero = self.zero_loss()
             optim_wrapper.update_params(zero)
             return {"loss": zero.detach()}
         was_training = self.vtg.training

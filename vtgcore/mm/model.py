@@ -125,8 +125,7 @@ class VTGModel(BaseModel):
         """
         if mode == "loss":
             if inputs.numel() == 0:  # every video of the batch was skipped
-                zero = sum(p.sum() * 0 for p in self.parameters() if p.requires_grad)
-                return {"loss_lm": zero}
+                return {"loss_lm": self.zero_loss()}
             out = self.vtg(inputs, data_samples["timestamps"], data_samples["input_ids"],
                            data_samples["attention_mask"], data_samples["labels"],
                            frame_mask=data_samples["frame_mask"], return_logits=False)
@@ -137,6 +136,11 @@ class VTGModel(BaseModel):
             return self.vtg(inputs, data_samples["timestamps"], data_samples["input_ids"],
                             data_samples["attention_mask"], frame_mask=data_samples["frame_mask"]).logits
         raise RuntimeError(f"invalid mode {mode!r}; use 'loss', 'predict' or 'tensor'")
+
+    def zero_loss(self) -> torch.Tensor:
+        """A zero loss that touches every trainable parameter, for a batch whose every video was
+        skipped (the optimizer step and, under DDP, the gradient reduction still happen)."""
+        return sum(p.sum() * 0 for p in self.parameters() if p.requires_grad)
 
     def training_state(self) -> dict[str, torch.Tensor]:
         """Tensors of the training objective that a checkpoint keeps besides the trainable weights
